@@ -1,0 +1,63 @@
+"""Wall time of `snakemake --cores 2` on the example plate, and where the time goes.
+
+Generates the example plate into a fresh folder, runs the workflow as the README says, and sums
+the Snakemake benchmark files per rule (wall seconds and CPU seconds of each job, which include
+starting Python and importing the package). The gap between the sum of job CPU time / cores
+and the wall time is Snakemake's own orchestration.
+
+    python bench/bench_example.py [--cores 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cores", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "config").mkdir()
+        shutil.copy(REPO / "config" / "config.yaml", work / "config" / "config.yaml")
+        base = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+                "--directory", str(work), "--workflow-profile", str(REPO / "profiles/default")]
+        start = time.perf_counter()
+        subprocess.run(base + ["-n", "--quiet"], check=True, capture_output=True)
+        generate = time.perf_counter() - start
+        start = time.perf_counter()
+        subprocess.run(base + ["--cores", str(args.cores), "--quiet"], check=True,
+                       capture_output=True)
+        wall = time.perf_counter() - start
+        rows = []
+        for tsv in (work / "benchmarks").rglob("*.tsv"):
+            table = pd.read_csv(tsv, sep="\t")
+            rows.append({"rule": tsv.relative_to(work / "benchmarks").parts[0],
+                         "wall_s": float(table["s"].iloc[0]),
+                         "cpu_s": float(table["cpu_time"].iloc[0])})
+        jobs = pd.DataFrame(rows)
+        summary = jobs.groupby("rule").agg(jobs=("wall_s", "size"), wall_s=("wall_s", "sum"),
+                                           cpu_s=("cpu_s", "sum"),
+                                           cpu_per_job=("cpu_s", "mean"))
+        print(f"example plate generated (first dry run) in {generate:.1f} s")
+        print(f"snakemake --cores {args.cores}: {wall:.1f} s wall\n")
+        print(summary.round(2).to_string())
+        busy = jobs["wall_s"].sum() / args.cores
+        print(f"\nbenchmarked jobs: {len(jobs)}, {jobs['wall_s'].sum():.1f} job-seconds "
+              f"= {busy:.1f} s on {args.cores} cores; the rest of the {wall:.1f} s wall time "
+              "is Snakemake scheduling, un-benchmarked gather jobs and process start-up.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Core-seconds of each per-site step for one 1080x1080, 5-channel site.
+
+Runs the same step functions the Snakemake rules call (plateflow.steps), on a synthetic site
+(the example generator at 1080 px, its 3 channels plus 2 derived ones), and on the real
+5-channel Cell Painting field of ../shared/data when PLATEFLOW_REAL_DATA is set. Prints CPU time
+(user + system, all threads: core-seconds) and wall time per step, plus the fixed cost of
+starting a Python process that imports the package (paid once per Snakemake job).
+
+    python bench/bench_site.py
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from plateflow import steps
+from plateflow.synthetic import make_example_plate
+
+CHANNELS = ["DNA", "ER", "RNA", "AGP", "Mito"]
+QC = {"min_focus_score": 2.3}
+
+
+def _timed(label, fn, rows):
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    fn()
+    rows.append((label, time.process_time() - cpu0, time.perf_counter() - wall0))
+
+
+def _defaults():
+    import yaml
+    from snakemake.utils import validate
+
+    repo = Path(__file__).resolve().parents[1]
+    config = {"plates": {"X": {"folder": ".", "naming": "metaxpress", "platemap": "x.csv"}}}
+    validate(config, str(repo / "workflow" / "schemas" / "config.schema.yaml"))
+    return yaml.safe_load(yaml.safe_dump(config))
+
+
+def synthetic_site(folder: Path) -> dict[str, str]:
+    make_example_plate(folder / "gen", plate="BENCH", size=1080, sites_per_well=3)
+    images = folder / "gen" / "images"
+    dna, er, mito = (tifffile.imread(images / f"BENCH_B02_s1_w{c}.tif") for c in (1, 2, 3))
+    rna = np.clip(0.6 * er.astype(np.float64) + 0.4 * dna, 0, 65535).astype(np.uint16)
+    agp = np.roll(er, 7, axis=1)
+    files = {}
+    for name, plane in zip(CHANNELS, (dna, er, rna, agp, mito)):
+        files[name] = str(folder / f"site_{name}.tif")
+        tifffile.imwrite(files[name], plane)
+    return files
+
+
+def real_site(root: Path) -> dict[str, str] | None:
+    orig = root / "cellpainting-fields" / "pediatric-BR00143976" / "orig"
+    if not orig.is_dir():
+        return None
+    # Phenix channels 1..5 of this field (6 is bright-field); named as Cell Painting channels.
+    mapping = {"DNA": 5, "ER": 4, "RNA": 3, "AGP": 2, "Mito": 1}
+    return {name: str(orig / f"r03c03f03p01-ch{ch}sk1fk1fl1.tiff") for name, ch in mapping.items()}
+
+
+def bench(files: dict[str, str], work: Path, config: dict, title: str) -> None:
+    rows: list[tuple[str, float, float]] = []
+    key = {"plate": "P", "well": "B02", "site": "1"}
+    qc_path, gate = work / "qc.parquet", work
+    _timed("measure_site_qc", lambda: steps.measure_site_qc(
+        files=files, channels=CHANNELS, params={**config["qc"], **QC}, bit_depth=None,
+        output=qc_path, **key), rows)
+    steps.gate_plate_qc(qc_tables=[qc_path], plate="P", out_sites=gate / "sites.parquet",
+                        out_passed=gate / "passed.json", out_reacquire=gate / "re.csv")
+    _timed("estimate_illumination (1 site)", lambda: steps.estimate_plate_illumination(
+        sites=[files], channels=CHANNELS, plate="P", qc_sites_table=gate / "sites.parquet",
+        params=config["illumination"], out_image=work / "ff.tiff",
+        out_table=work / "ff.parquet"), rows)
+    _timed("correct_illumination", lambda: steps.correct_site_illumination(
+        files=files, channels=CHANNELS, flatfield=work / "ff.tiff", params={}, bit_depth=None,
+        output=work / "pre.tiff", **key), rows)
+    seg = {**config["segmentation"], "cells_channel": "AGP"}
+    _timed("segment_site", lambda: steps.segment_site(
+        preprocessed=work / "pre.tiff", params=seg, output=work / "labels.tiff"), rows)
+    table = {}
+    _timed("extract_features", lambda: table.setdefault("t", steps.extract_site_features(
+        preprocessed=work / "pre.tiff", labels=work / "labels.tiff", params={},
+        output=work / "features.parquet")), rows)
+    print(f"\n{title}: {len(table['t'])} cells")
+    print(f"{'step':34s} {'core-s':>8s} {'wall-s':>8s}")
+    for label, cpu, wall in rows:
+        print(f"{label:34s} {cpu:8.2f} {wall:8.2f}")
+    print(f"{'total per-site (excl. illumination)':34s} "
+          f"{sum(r[1] for r in rows if 'estimate' not in r[0]):8.2f}")
+
+
+def main() -> None:
+    config = _defaults()
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import plateflow.steps"], check=True)
+    print(f"python start + import plateflow.steps: {time.perf_counter() - start:.2f} s wall "
+          "(paid by every Snakemake job)")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "syn").mkdir()
+        bench(synthetic_site(tmp / "syn"), tmp / "syn", config,
+              "synthetic 1080x1080, 5 channels")
+        real = os.environ.get("PLATEFLOW_REAL_DATA")
+        files = real_site(Path(real)) if real else None
+        if files:
+            (tmp / "real").mkdir()
+            bench(files, tmp / "real", config, "real Cell Painting field BR00143976, 5 channels")
+        else:
+            print("\n(set PLATEFLOW_REAL_DATA to also time the real Cell Painting field)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,12 @@
+"""Snakemake entry script of rule collect_plate_qc: plate QC table and re-acquisition list."""
+
+from plateflow.logs import logged_step
+from plateflow.steps import collect_plate_qc
+
+with logged_step(snakemake.log[0], "collect_plate_qc"):  # noqa: F821
+    collect_plate_qc(
+        qc_tables=list(snakemake.input.tables),  # noqa: F821
+        plate=snakemake.wildcards.plate,  # noqa: F821
+        out_sites=snakemake.output.sites,  # noqa: F821
+        out_reacquire=snakemake.output.reacquire,  # noqa: F821
+    )

@@ -1,0 +1,15 @@
+"""Snakemake entry script of rule estimate_illumination: a plate's flat-field per channel."""
+
+from plateflow.logs import logged_step
+from plateflow.steps import estimate_plate_illumination
+
+with logged_step(snakemake.log[0], "estimate_illumination"):  # noqa: F821
+    estimate_plate_illumination(
+        sites=snakemake.params.sites,  # noqa: F821
+        channels=snakemake.params.channels,  # noqa: F821
+        plate=snakemake.wildcards.plate,  # noqa: F821
+        qc_sites_table=snakemake.input.qc,  # noqa: F821
+        params=snakemake.params.illumination,  # noqa: F821
+        out_image=snakemake.output.image,  # noqa: F821
+        out_table=snakemake.output.table,  # noqa: F821
+    )

@@ -1,0 +1,296 @@
+"""Per-plate illumination (flat-field) correction.
+
+Microscope illumination and optics are uneven: the centre of each field is brighter than the
+corners (vignetting), in the same way on every site of a plate. :func:`estimate_flatfield`
+recovers that pattern for one channel from many sites of the plate: every site is
+block-averaged to a small working size, a robust per-pixel statistic across sites (the median by
+default) cancels the cells (which sit at different places on each site), the result is smoothed
+heavily, brought back to full size and normalised to mean 1. :func:`correct_site` divides each
+channel by its flat-field and scales to [0, 1] by the image type's maximum (no per-image
+stretch, so intensities stay comparable across sites and plates).
+
+The flat-field is estimated from the raw images, camera offset included, as CellProfiler's
+``CorrectIlluminationCalculate`` does: it makes the typical raw image flat. Where the camera
+offset is large compared with the background, the vignetting of the cell signal is slightly
+under-corrected (a dark-field term, as in BaSiC, would fix this).
+
+Memory stays bounded whatever the number of sites: at most ``max_sites`` images of at most
+``working_size`` pixels per side are kept (about 50 MB with the defaults).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+logger = logging.getLogger(__name__)
+
+#: Default flat-field parameters (the config JSON schema fills the same defaults).
+DEFAULT_PARAMS: dict = {
+    # per-pixel statistic across sites: "median" (robust to cells), "mean", or "trimmed_mean"
+    "method": "median",
+    # for "trimmed_mean": fraction of the sites dropped at each end, per pixel
+    "trim_fraction": 0.1,
+    # each site is block-averaged to at most this many pixels on its long side
+    "working_size": 256,
+    # at most this many sites (evenly spread over the input order) are used
+    "max_sites": 200,
+    # Gaussian smoothing sigma, as a fraction of the long side of the image
+    "smoothing_sigma_fraction": 0.1,
+    # smallest flat-field value (after normalising to mean 1): guards against division by ~0
+    "floor": 0.05,
+}
+
+_METHODS = ("median", "mean", "trimmed_mean")
+
+
+def _block_mean(image: np.ndarray, f: int) -> np.ndarray:
+    """Block means of a (Y, X) image over f x f blocks (partial edge blocks dropped)."""
+    if f == 1:
+        return image.astype(np.float32)
+    ny, nx = image.shape[0] // f, image.shape[1] // f
+    acc = np.float64 if image.dtype.kind == "f" else np.uint64
+    small = image[: ny * f, : nx * f].reshape(ny, f, nx, f).sum(axis=3, dtype=acc).sum(axis=1)
+    return (small / (f * f)).astype(np.float32)
+
+
+def _linear_index(n_out: int, n_in: int, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear interpolation tables from block centres (block size f) to n_out pixel centres."""
+    pos = np.clip((np.arange(n_out) + 0.5) / f - 0.5, 0, n_in - 1)
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, n_in - 1)
+    return lo, hi, (pos - lo).astype(np.float32)
+
+
+def _upsample(small: np.ndarray, shape: tuple[int, int], f: int) -> np.ndarray:
+    """Bilinear upsampling of a block-mean image back to the full (Y, X) ``shape``."""
+    if f == 1 and small.shape == tuple(shape):
+        return small.astype(np.float32)
+    ly, hy, wy = _linear_index(shape[0], small.shape[0], f)
+    lx, hx, wx = _linear_index(shape[1], small.shape[1], f)
+    rows = small[ly] * (1.0 - wy)[:, None] + small[hy] * wy[:, None]
+    return (rows[:, lx] * (1.0 - wx)[None, :] + rows[:, hx] * wx[None, :]).astype(np.float32)
+
+
+def _select(images: Iterable[np.ndarray], max_sites: int, f_of) -> list[np.ndarray]:
+    """Downsampled, evenly spaced subset of at most ``max_sites`` images.
+
+    A sequence (anything with ``len`` and indexing) is subsampled directly, so unselected items
+    are never touched. Any other iterable (e.g. a generator reading files) is consumed once:
+    images are kept at a stride that doubles (dropping every other kept image) whenever more
+    than ``max_sites`` are held, which keeps between ``max_sites / 2`` and ``max_sites`` evenly
+    spaced images in memory.
+    """
+    if hasattr(images, "__len__") and hasattr(images, "__getitem__"):
+        n = len(images)
+        stride = max(1, math.ceil(n / max_sites))
+        return [f_of(images[i]) for i in range(0, n, stride)]
+    kept: list[np.ndarray] = []
+    stride = 1
+    for i, image in enumerate(images):
+        if i % stride:
+            continue
+        kept.append(f_of(image))
+        if len(kept) > max_sites:
+            kept = kept[::2]
+            stride *= 2
+    return kept
+
+
+def _stack_statistic(stack: np.ndarray, method: str, trim_fraction: float) -> np.ndarray:
+    """Per-pixel statistic over axis 0 of an (N, y, x) stack."""
+    if method == "median":
+        return np.median(stack, axis=0)
+    if method == "mean":
+        return stack.mean(axis=0)
+    n = stack.shape[0]
+    cut = math.floor(trim_fraction * n)
+    if cut == 0 or n - 2 * cut < 1:
+        return stack.mean(axis=0)
+    part = np.partition(stack, (cut, n - cut - 1), axis=0)
+    return part[cut : n - cut].mean(axis=0)
+
+
+def _smooth(field: np.ndarray, sigma: float) -> np.ndarray:
+    """Heavy Gaussian smoothing that keeps linear trends at the image edges.
+
+    The image is padded by point reflection (``2 * edge - mirror``) rather than by plain
+    mirroring, so a falloff that continues to the border (vignetting) is not flattened there.
+    """
+    if sigma <= 0:
+        return field
+    # a light median first, so single odd edge pixels are not amplified by the point reflection
+    field = ndi.median_filter(field, size=3, mode="nearest")
+    pad = min(math.ceil(3 * sigma), min(field.shape) - 1)
+    padded = np.pad(field, pad, mode="reflect", reflect_type="odd")
+    out = ndi.gaussian_filter(padded, sigma, mode="nearest", truncate=3.0)
+    return out[pad : pad + field.shape[0], pad : pad + field.shape[1]]
+
+
+def estimate_flatfield(images: Iterable[np.ndarray], *, params: dict) -> np.ndarray:
+    """Estimate the flat-field of one channel of a plate from many of its sites.
+
+    Parameters
+    ----------
+    images : iterable of (Y, X) ndarray
+        Raw images of ONE channel from the plate's QC-passed sites, all the same shape. May be
+        a generator; at most ``params["max_sites"]`` (downsampled) images are held in memory.
+    params : dict
+        See :data:`DEFAULT_PARAMS`: ``method``, ``trim_fraction``, ``working_size``,
+        ``max_sites``, ``smoothing_sigma_fraction``, ``floor``.
+
+    Returns
+    -------
+    (Y, X) float32 ndarray
+        Smooth flat-field with mean 1 (exactly, unless the ``floor`` had to lift some values),
+        every value ``>= params["floor"]``. Divide a raw image by it to even out the
+        illumination.
+
+    Raises
+    ------
+    ValueError
+        No images, images that are not 2-D or differ in size, or an unknown ``method``.
+    """
+    method = params["method"]
+    if method not in _METHODS:
+        raise ValueError(
+            f"Unknown flat-field method {method!r}: choose one of {', '.join(_METHODS)}"
+        )
+    working_size = int(params["working_size"])
+    max_sites = int(params["max_sites"])
+    if working_size < 8 or max_sites < 1:
+        raise ValueError("Flat-field working_size must be >= 8 px and max_sites >= 1")
+    state: dict = {}
+
+    def downsample(image) -> np.ndarray:
+        image = np.asarray(image)
+        if image.ndim != 2:
+            raise ValueError(
+                f"Flat-field estimation takes one channel per site, a (height, width) image; "
+                f"got shape {image.shape}"
+            )
+        if "shape" not in state:
+            state["shape"] = image.shape
+            state["f"] = max(1, math.ceil(max(image.shape) / working_size))
+        elif image.shape != state["shape"]:
+            raise ValueError(
+                f"All sites of a plate must have the same image size for the flat-field: got "
+                f"{image.shape[0]}x{image.shape[1]} after {state['shape'][0]}x{state['shape'][1]}"
+            )
+        return _block_mean(image, state["f"])
+
+    kept = _select(images, max_sites, downsample)
+    if not kept:
+        raise ValueError("No QC-passed sites to estimate the flat-field from")
+    shape, f = state["shape"], state["f"]
+    stack = np.stack(kept)
+    n_used = stack.shape[0]
+    del kept
+    stat = _stack_statistic(stack, method, float(params["trim_fraction"]))
+    del stack
+    sigma = float(params["smoothing_sigma_fraction"]) * max(stat.shape)
+    smooth = _smooth(stat.astype(np.float32), sigma)
+    flat = _upsample(smooth, shape, f)
+    mean = float(flat.mean(dtype=np.float64))
+    if not math.isfinite(mean) or mean <= 0:
+        logger.warning(
+            "The sites are all dark in this channel (mean %.3g): using a flat flat-field", mean
+        )
+        return np.ones(shape, np.float32)
+    flat /= mean
+    floor = float(params["floor"])
+    low = flat < floor
+    if low.any():
+        logger.warning(
+            "%.1f%% of the flat-field is below %.3g of the mean and was raised to it",
+            100 * low.mean(),
+            floor,
+        )
+        flat[low] = floor
+    logger.info(
+        "Flat-field from %d sites (%dx%d, working %dx%d): min %.3f, max %.3f",
+        n_used,
+        shape[0],
+        shape[1],
+        stat.shape[0],
+        stat.shape[1],
+        float(flat.min()),
+        float(flat.max()),
+    )
+    return flat.astype(np.float32, copy=False)
+
+
+def correct_site(
+    image: np.ndarray, flatfields: np.ndarray | Sequence[np.ndarray], *, dtype_max: float
+) -> np.ndarray:
+    """Illumination-correct one site and scale it to [0, 1].
+
+    Parameters
+    ----------
+    image : (C, Y, X) ndarray
+        Raw site image (uint8/uint16).
+    flatfields : (C, Y, X) ndarray or sequence of C (Y, X) ndarrays
+        One flat-field per channel (mean 1), from :func:`estimate_flatfield`.
+    dtype_max : float
+        Largest value of the raw image type (65535 for uint16, 255 for uint8).
+
+    Returns
+    -------
+    (C, Y, X) float32 ndarray
+        ``clip(image / flatfield / dtype_max, 0, 1)``: the raw intensity range is kept (no
+        per-image stretch); pixels pushed above the type's maximum by the correction clip at 1.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3:
+        raise ValueError(
+            f"Illumination correction expects one site as (channels, height, width), got "
+            f"shape {image.shape}"
+        )
+    flats = np.asarray(flatfields, dtype=np.float32)
+    if flats.shape != image.shape:
+        raise ValueError(
+            f"The flat-fields have shape {flats.shape} but the site image has shape "
+            f"{image.shape}: one flat-field per channel, same image size, is needed"
+        )
+    if dtype_max <= 0:
+        raise ValueError(f"dtype_max must be positive, got {dtype_max}")
+    out = image.astype(np.float32)
+    out /= flats
+    out *= np.float32(1.0 / dtype_max)
+    np.clip(out, 0.0, 1.0, out=out)
+    return out
+
+
+def corner_to_centre_ratio(image: np.ndarray, *, patch_fraction: float = 0.1) -> float:
+    """Mean of the four corner patches over the mean of the centre patch.
+
+    Patches are squares of side ``round(patch_fraction * min(Y, X))`` pixels (at least 1):
+    51 px on a 512 px image with the default 0.1. A ratio of 1 means evenly illuminated;
+    vignetting gives ratios below 1.
+
+    Parameters
+    ----------
+    image : (Y, X) ndarray
+        One channel (e.g. the mean image of a plate).
+    patch_fraction : float
+        Patch side as a fraction of the short image side.
+
+    Returns
+    -------
+    float
+    """
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 2:
+        raise ValueError(f"corner_to_centre_ratio takes a (height, width) image, got {image.shape}")
+    ny, nx = image.shape
+    p = max(1, round(patch_fraction * min(ny, nx)))
+    corners = [image[:p, :p], image[:p, -p:], image[-p:, :p], image[-p:, -p:]]
+    cy, cx = (ny - p) // 2, (nx - p) // 2
+    centre = image[cy : cy + p, cx : cx + p].mean()
+    if centre == 0:
+        raise ValueError("The centre of the image is black: corner/centre ratio is undefined")
+    return float(np.mean([c.mean() for c in corners]) / centre)

@@ -1,0 +1,355 @@
+"""Tests for plateflow.features (per-object shape, location and intensity features)."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from plateflow.features import (
+    COMPARTMENTS,
+    INTENSITY_FEATURES,
+    SHAPE_FEATURES,
+    feature_columns,
+    measure_objects,
+)
+
+CHANNELS = ["DNA", "Mito"]
+
+
+def _seg(nuclei, cells=None):
+    nuclei = np.asarray(nuclei, np.int32)
+    cells = nuclei.copy() if cells is None else np.asarray(cells, np.int32)
+    return SimpleNamespace(nuclei=nuclei, cells=cells, cytoplasm=np.where(nuclei > 0, 0, cells))
+
+
+def _disk(shape, center, radius):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - center[0]) ** 2 + (xx - center[1]) ** 2 <= radius**2
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """Nucleus 1: 10x20 rectangle (rows 10..19, cols 10..29) inside cell 1 (14x28 rectangle);
+    nucleus 2: disk r=8 at (60, 60) inside cell 2: disk r=15. DNA constant 0.5 in nuclei and
+    0.1 elsewhere; Mito a ramp."""
+    shape = (90, 90)
+    nuclei = np.zeros(shape, np.int32)
+    cells = np.zeros(shape, np.int32)
+    cells[8:22, 6:34] = 1
+    nuclei[10:20, 10:30] = 1
+    cells[_disk(shape, (60, 60), 15)] = 2
+    nuclei[_disk(shape, (60, 60), 8)] = 2
+    dna = np.where(nuclei > 0, 0.5, 0.1).astype(np.float32)
+    mito = np.tile(np.linspace(0, 1, shape[1], dtype=np.float32), (shape[0], 1))
+    image = np.stack([dna, mito])
+    return image, _seg(nuclei, cells)
+
+
+def test_columns_and_dtypes(scene):
+    image, seg = scene
+    df = measure_objects(image, CHANNELS, seg)
+    columns = feature_columns(CHANNELS)
+    assert list(df.columns) == columns
+    assert len(columns) == len(set(columns))
+    assert len(columns) == 1 + 3 * (len(SHAPE_FEATURES) + 2 + len(INTENSITY_FEATURES) * 2)
+    for name in (
+        "Metadata_ObjectNumber",
+        "Nuclei_AreaShape_Area",
+        "Nuclei_Location_Center_X",
+        "Cytoplasm_Location_Center_Y",
+        "Cells_Intensity_MeanIntensity_DNA",
+        "Cytoplasm_Intensity_MADIntensity_Mito",
+        "Cells_AreaShape_FormFactor",
+    ):
+        assert name in columns
+    assert columns[0] == "Metadata_ObjectNumber"
+    assert df["Metadata_ObjectNumber"].dtype == np.int64
+    assert all(df[c].dtype == np.float64 for c in columns[1:])
+    assert df["Metadata_ObjectNumber"].tolist() == [1, 2]
+    # compartment blocks in order
+    firsts = [columns.index(f"{c}_AreaShape_Area") for c in COMPARTMENTS]
+    assert firsts == sorted(firsts)
+
+
+def test_rectangle_shape(scene):
+    image, seg = scene
+    row = measure_objects(image, CHANNELS, seg).iloc[0]
+    assert row["Nuclei_AreaShape_Area"] == 200
+    assert row["Nuclei_AreaShape_BoundingBoxArea"] == 200
+    assert row["Nuclei_AreaShape_Extent"] == 1.0
+    assert row["Nuclei_AreaShape_Solidity"] == pytest.approx(1.0)
+    assert row["Nuclei_AreaShape_EulerNumber"] == 1
+    assert row["Nuclei_Location_Center_X"] == pytest.approx(19.5)
+    assert row["Nuclei_Location_Center_Y"] == pytest.approx(14.5)
+    # second moments of a w x h rectangle: major = sqrt(12 * var) * ... = w*sqrt(4/3*(1-1/w^2))
+    assert row["Nuclei_AreaShape_MajorAxisLength"] == pytest.approx(
+        4 * np.sqrt((20**2 - 1) / 12), rel=1e-6
+    )
+    assert row["Nuclei_AreaShape_MinorAxisLength"] == pytest.approx(
+        4 * np.sqrt((10**2 - 1) / 12), rel=1e-6
+    )
+    # long axis along X (columns): +-90 degrees from the row axis
+    assert abs(row["Nuclei_AreaShape_Orientation"]) == pytest.approx(90)
+    assert row["Nuclei_AreaShape_EquivalentDiameter"] == pytest.approx(np.sqrt(4 * 200 / np.pi))
+    ff = 4 * np.pi * 200 / row["Nuclei_AreaShape_Perimeter"] ** 2
+    assert row["Nuclei_AreaShape_FormFactor"] == pytest.approx(ff)
+    assert row["Nuclei_AreaShape_Compactness"] == pytest.approx(1 / ff)
+    # the cytoplasm is a rectangular ring: one hole -> Euler number 0
+    assert row["Cytoplasm_AreaShape_Area"] == 14 * 28 - 200
+    assert row["Cytoplasm_AreaShape_EulerNumber"] == 0
+
+
+def test_vertical_object_orientation_is_zero():
+    labels = np.zeros((40, 40), np.int32)
+    labels[5:35, 15:22] = 1
+    df = measure_objects(np.zeros((2, 40, 40), np.float32), CHANNELS, _seg(labels))
+    assert df["Nuclei_AreaShape_Orientation"].iloc[0] == pytest.approx(0)
+    labels = np.zeros((40, 40), np.int32)
+    idx = np.arange(5, 35)
+    for d in range(-2, 3):  # a thick diagonal line running down-right
+        labels[idx, np.clip(idx + d, 0, 39)] = 1
+    df = measure_objects(np.zeros((2, 40, 40), np.float32), CHANNELS, _seg(labels))
+    assert abs(df["Nuclei_AreaShape_Orientation"].iloc[0]) == pytest.approx(45, abs=1)
+
+
+def test_disk_area_and_roundness(scene):
+    image, seg = scene
+    row = measure_objects(image, CHANNELS, seg).iloc[1]
+    disk_area = _disk((90, 90), (60, 60), 8).sum()
+    assert row["Nuclei_AreaShape_Area"] == disk_area
+    assert row["Nuclei_AreaShape_Area"] == pytest.approx(np.pi * 64, rel=0.05)
+    assert row["Nuclei_AreaShape_Eccentricity"] < 0.1
+    assert 0.9 < row["Nuclei_AreaShape_FormFactor"] < 1.15
+    assert row["Nuclei_Location_Center_X"] == pytest.approx(60)
+    assert row["Nuclei_Location_Center_Y"] == pytest.approx(60)
+    assert row["Cells_AreaShape_Area"] == _disk((90, 90), (60, 60), 15).sum()
+
+
+def test_constant_intensity_object(scene):
+    image, seg = scene
+    df = measure_objects(image, CHANNELS, seg)
+    for feature in (
+        "MeanIntensity",
+        "MinIntensity",
+        "MaxIntensity",
+        "MedianIntensity",
+        "LowerQuartileIntensity",
+        "UpperQuartileIntensity",
+    ):
+        assert np.allclose(df[f"Nuclei_Intensity_{feature}_DNA"], 0.5)
+        assert np.allclose(df[f"Cytoplasm_Intensity_{feature}_DNA"], 0.1)
+    assert np.allclose(df["Nuclei_Intensity_StdIntensity_DNA"], 0, atol=1e-12)
+    assert np.allclose(df["Nuclei_Intensity_MADIntensity_DNA"], 0, atol=1e-12)
+    for comp in COMPARTMENTS:
+        for ch in CHANNELS:
+            integrated = df[f"{comp}_Intensity_IntegratedIntensity_{ch}"]
+            mean_x_area = df[f"{comp}_Intensity_MeanIntensity_{ch}"] * df[f"{comp}_AreaShape_Area"]
+            assert np.allclose(integrated, mean_x_area, rtol=1e-9)
+    # cell = nucleus + cytoplasm
+    cell_sum = df["Cells_Intensity_IntegratedIntensity_Mito"]
+    parts = df["Nuclei_Intensity_IntegratedIntensity_Mito"]
+    parts = parts + df["Cytoplasm_Intensity_IntegratedIntensity_Mito"]
+    assert np.allclose(cell_sum, parts)
+
+
+def test_cellprofiler_quantile_rule_small_object():
+    labels = np.zeros((3, 3), np.int32)
+    labels[0, :2] = 1
+    labels[1, :2] = 1  # four pixels
+    plane = np.zeros((3, 3), np.float32)
+    plane[0, :2] = [0.4, 0.1]
+    plane[1, :2] = [0.3, 0.2]
+    df = measure_objects(np.stack([plane, plane]), CHANNELS, _seg(labels))
+    row = df.iloc[0]
+    # sorted 0.1 0.2 0.3 0.4; CellProfiler positions n*q: 1 -> 0.2, 2 -> 0.3, 3 -> 0.4 (last)
+    assert row["Nuclei_Intensity_LowerQuartileIntensity_DNA"] == pytest.approx(0.2)
+    assert row["Nuclei_Intensity_MedianIntensity_DNA"] == pytest.approx(0.3)
+    assert row["Nuclei_Intensity_UpperQuartileIntensity_DNA"] == pytest.approx(0.4)
+    # |x - 0.3| sorted 0 0.1 0.1 0.2 -> position 2 -> 0.1
+    assert row["Nuclei_Intensity_MADIntensity_DNA"] == pytest.approx(0.1)
+    assert row["Nuclei_Intensity_StdIntensity_DNA"] == pytest.approx(np.std([0.1, 0.2, 0.3, 0.4]))
+
+
+def _cp_quantile_reference(values, q):
+    v = np.sort(values)
+    pos = len(v) * q
+    i = int(np.floor(pos))
+    if i < len(v) - 1:
+        return v[i] * (1 - (pos - i)) + v[i + 1] * (pos - i)
+    return v[i]
+
+
+def test_intensity_statistics_match_per_object_reference():
+    rng = np.random.default_rng(7)
+    shape = (60, 60)
+    labels = rng.integers(0, 40, shape).astype(np.int32)  # 39 scattered objects, many pixels
+    labels[labels > 0] += 3  # non-consecutive numbers 4..42
+    image = rng.random((2, *shape)).astype(np.float32)
+    image[1] = np.round(image[1] * 4) / 4  # many ties
+    df = measure_objects(image, CHANNELS, _seg(labels)).set_index("Metadata_ObjectNumber")
+    assert df.index.tolist() == sorted(set(np.unique(labels)) - {0})
+    for obj in (4, 17, 42):
+        for c, ch in enumerate(CHANNELS):
+            v = image[c][labels == obj].astype(np.float64)
+            med = _cp_quantile_reference(v, 0.5)
+            expected = {
+                "IntegratedIntensity": v.sum(),
+                "MeanIntensity": v.mean(),
+                "StdIntensity": v.std(),
+                "MinIntensity": v.min(),
+                "MaxIntensity": v.max(),
+                "MedianIntensity": med,
+                "LowerQuartileIntensity": _cp_quantile_reference(v, 0.25),
+                "UpperQuartileIntensity": _cp_quantile_reference(v, 0.75),
+                "MADIntensity": _cp_quantile_reference(np.abs(v - med), 0.5),
+            }
+            for feature, value in expected.items():
+                got = df.loc[obj, f"Nuclei_Intensity_{feature}_{ch}"]
+                assert got == pytest.approx(value, rel=1e-9, abs=1e-12), (obj, ch, feature)
+
+
+def test_empty_cytoplasm_gives_nan_and_keeps_row(scene):
+    image, seg = scene
+    seg = _seg(seg.nuclei)  # cells == nuclei -> no cytoplasm at all
+    df = measure_objects(image, CHANNELS, seg)
+    assert len(df) == 2
+    cyto = [c for c in df.columns if c.startswith("Cytoplasm_")]
+    assert df[cyto].isna().all().all()
+    assert df[[c for c in df.columns if c.startswith("Nuclei_")]].notna().all().all()
+
+
+def test_partly_missing_compartment():
+    nuclei = np.zeros((30, 30), np.int32)
+    nuclei[2:8, 2:8] = 1
+    nuclei[15:25, 15:25] = 2
+    cells = nuclei.copy()
+    cells[12:28, 12:28] = 2
+    cells[15:25, 15:25] = 2
+    cells[2:8, 2:8] = 1  # cell 1 == nucleus 1 -> no cytoplasm for object 1
+    df = measure_objects(np.ones((2, 30, 30), np.float32), CHANNELS, _seg(nuclei, cells))
+    assert df["Metadata_ObjectNumber"].tolist() == [1, 2]
+    assert np.isnan(df["Cytoplasm_AreaShape_Area"].iloc[0])
+    assert np.isnan(df["Cytoplasm_Intensity_MeanIntensity_DNA"].iloc[0])
+    assert df["Cytoplasm_AreaShape_Area"].iloc[1] == 16 * 16 - 100
+
+
+def test_no_objects_gives_empty_frame_with_columns(scene):
+    image, _ = scene
+    empty = np.zeros(image.shape[1:], np.int32)
+    df = measure_objects(image, CHANNELS, _seg(empty))
+    assert len(df) == 0
+    assert list(df.columns) == feature_columns(CHANNELS)
+    full = measure_objects(*scene[:1], CHANNELS, scene[1])
+    assert (df.dtypes == full.dtypes).all()
+    both = pd.concat([df, full], ignore_index=True)
+    assert (both.dtypes == full.dtypes).all() and len(both) == 2
+
+
+def test_single_pixel_object_has_nan_form_factor():
+    labels = np.zeros((10, 10), np.int32)
+    labels[5, 5] = 1
+    df = measure_objects(np.ones((2, 10, 10), np.float32), CHANNELS, _seg(labels))
+    assert df["Nuclei_AreaShape_Area"].iloc[0] == 1
+    assert np.isnan(df["Nuclei_AreaShape_FormFactor"].iloc[0])
+    assert df["Nuclei_Intensity_MedianIntensity_DNA"].iloc[0] == 1
+
+
+def test_bad_inputs_are_explained(scene):
+    image, seg = scene
+    with pytest.raises(ValueError, match="channels"):
+        measure_objects(image, ["DNA"], seg)
+    with pytest.raises(ValueError, match="unique"):
+        measure_objects(image, ["DNA", "DNA"], seg)
+    with pytest.raises(ValueError, match="shape"):
+        measure_objects(image[:, :50], CHANNELS, seg)
+
+
+# --------------------------------------------------------------------------------------------
+# real data: same masks as CellProfiler -> same numbers
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_data() -> Path:
+    real = os.environ.get("PLATEFLOW_REAL_DATA")
+    if not real:
+        pytest.skip("PLATEFLOW_REAL_DATA is not set: real-data tests need ../shared/data")
+    return Path(real)
+
+
+@pytest.mark.realdata
+def test_features_match_cellprofiler_on_identical_nuclei(real_data):
+    """Segment ExampleHuman with CellProfiler's own final threshold; nuclei whose centroid and
+    area equal a CellProfiler nucleus have (almost surely) the same mask, so their features
+    must equal CellProfiler 4's Nuclei.csv."""
+    tifffile = pytest.importorskip("tifffile")
+    from plateflow.segmentation import DEFAULT_PARAMS, segment_site
+
+    folder = real_data / "examplehuman-cellprofiler"
+    image = np.stack(
+        [tifffile.imread(folder / f"AS_09125_050116030001_D03f00d{i}.tif") / 255.0 for i in (0, 1)]
+    ).astype(np.float32)
+    channels = ["DNA", "PH3"]
+    cp = pd.read_csv(folder / "Nuclei.csv")
+    cp_threshold = float(pd.read_csv(folder / "Image.csv")["Threshold_FinalThreshold_Nuclei"][0])
+    params = copy.deepcopy(DEFAULT_PARAMS)
+    params["classical"].update(
+        threshold_correction=0.0,  # threshold = max(0, min_threshold) = CellProfiler's
+        min_threshold=cp_threshold,
+        declump="intensity",
+        exclude_border=True,
+    )
+    seg = segment_site(image, channels, params=params)
+    df = measure_objects(image, channels, seg)
+
+    ours_xy = df[["Nuclei_Location_Center_X", "Nuclei_Location_Center_Y"]].to_numpy()
+    cp_xy = cp[["Location_Center_X", "Location_Center_Y"]].to_numpy()
+    dist = np.linalg.norm(ours_xy[:, None, :] - cp_xy[None, :, :], axis=2)
+    nearest = dist.argmin(axis=1)
+    same = (dist.min(axis=1) < 1e-6) & (
+        df["Nuclei_AreaShape_Area"].to_numpy() == cp["AreaShape_Area"].to_numpy()[nearest]
+    )
+    assert same.sum() >= 150, same.sum()  # measured: 203 of 274
+    ours = df[same].reset_index(drop=True)
+    theirs = cp.iloc[nearest[same]].reset_index(drop=True)
+
+    exact_shape = [
+        "Area", "Perimeter", "FormFactor", "Compactness", "Eccentricity", "Extent",
+        "MajorAxisLength", "MinorAxisLength", "EquivalentDiameter", "EulerNumber",
+        "BoundingBoxArea",
+    ]  # fmt: skip
+    for feature in exact_shape:
+        np.testing.assert_allclose(
+            ours[f"Nuclei_AreaShape_{feature}"],
+            theirs[f"AreaShape_{feature}"],
+            rtol=1e-9,
+            err_msg=feature,
+        )
+    for feature in INTENSITY_FEATURES:
+        for ch in channels:
+            np.testing.assert_allclose(
+                ours[f"Nuclei_Intensity_{feature}_{ch}"],
+                theirs[f"Intensity_{feature}_{ch}"],
+                rtol=1e-9,
+                atol=1e-12,
+                err_msg=f"{feature}_{ch}",
+            )
+    # CellProfiler 4 exported Orientation in radians; ours is the same angle in degrees.
+    # (At exactly +-45 degrees the sign is ambiguous between skimage versions.)
+    orientation = ours["Nuclei_AreaShape_Orientation"].to_numpy()
+    unambiguous = ~np.isclose(np.abs(orientation), 45)
+    np.testing.assert_allclose(
+        orientation[unambiguous],
+        np.degrees(theirs["AreaShape_Orientation"].to_numpy()[unambiguous]),
+        atol=1e-9,
+    )
+    # Solidity: newer skimage rasterises the convex hull with pixel corners, so ours is a
+    # little lower (measured ratio median 0.98, range 0.94-1.0).
+    ratio = ours["Nuclei_AreaShape_Solidity"] / theirs["AreaShape_Solidity"]
+    assert ratio.between(0.9, 1.0 + 1e-9).all() and 0.95 < ratio.median() <= 1.0

@@ -1,0 +1,230 @@
+"""Tests of per-plate flat-field estimation and correction (plateflow.illumination)."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import tifffile
+from scipy import ndimage as ndi
+
+from plateflow import illumination as il
+
+P = il.DEFAULT_PARAMS
+
+
+def _vignetting(shape, corner=0.55, centre=(0.45, 0.55)):
+    """Known smooth flat-field: radial falloff centred off the image centre, mean 1."""
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    y = yy / (shape[0] - 1) - centre[0]
+    x = xx / (shape[1] - 1) - centre[1]
+    v = 1.0 - (1.0 - corner) * (y**2 + x**2) / 0.5
+    return (v / v.mean()).astype(np.float32)
+
+
+def _blobs(rng, shape, n=40, radius=8.0):
+    """Sparse bright cell-like blobs at random places, values 0..~1."""
+    sig = np.zeros(shape, np.float32)
+    ys, xs = rng.integers(0, shape[0], n), rng.integers(0, shape[1], n)
+    sig[ys, xs] = rng.uniform(0.5, 1.0, n).astype(np.float32) * (2 * np.pi * radius**2)
+    return ndi.gaussian_filter(sig, radius)
+
+
+def _plate(rng, truth, n_sites, *, bg=300.0, amp=3000.0, n_blobs=40):
+    """Generator of raw uint16 sites: truth x (background + blobs) + Poisson/read noise."""
+    for _ in range(n_sites):
+        clean = truth * (bg + amp * _blobs(rng, truth.shape, n=n_blobs))
+        noisy = rng.poisson(clean) + rng.normal(0, 3, truth.shape)
+        yield np.clip(np.rint(noisy), 0, 65535).astype(np.uint16)
+
+
+def _corr(a, b):
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+@pytest.fixture(scope="module")
+def truth():
+    return _vignetting((384, 448))
+
+
+@pytest.fixture(scope="module")
+def sites(truth):
+    return list(_plate(np.random.default_rng(0), truth, 60))
+
+
+# --------------------------------------------------------------------------- estimation
+def test_recovers_known_vignetting(truth, sites):
+    flat = il.estimate_flatfield(iter(sites), params=P)
+    assert flat.shape == truth.shape and flat.dtype == np.float32
+    assert _corr(flat, truth) >= 0.95
+    # not just correlated: the right depth of the falloff, to within a few percent
+    assert np.max(np.abs(flat / truth - 1)) < 0.05
+    assert il.corner_to_centre_ratio(flat) == pytest.approx(
+        il.corner_to_centre_ratio(truth), rel=0.05
+    )
+
+
+def test_other_methods_also_recover_it(truth, sites):
+    trimmed = il.estimate_flatfield(sites, params={**P, "method": "trimmed_mean"})
+    assert _corr(trimmed, truth) >= 0.95
+    # the plain mean is pulled by the bright cells (measured 0.96): usable, but less robust
+    mean = il.estimate_flatfield(sites, params={**P, "method": "mean"})
+    assert _corr(mean, truth) >= 0.9
+
+
+def test_mean_one_floor_and_odd_sizes():
+    rng = np.random.default_rng(1)
+    truth = _vignetting((250, 333), corner=0.3)
+    flat = il.estimate_flatfield(
+        _plate(rng, truth, 20, n_blobs=15), params={**P, "working_size": 64}
+    )
+    assert flat.shape == (250, 333) and flat.dtype == np.float32
+    assert float(flat.mean(dtype=np.float64)) == pytest.approx(1.0, abs=1e-5)
+    assert _corr(flat, truth) >= 0.95
+    # a flat-field that would go (nearly) to zero in a corner is floored
+    dark = _vignetting((128, 128), corner=-0.2)  # corners negative: a broken illumination
+    imgs = [np.clip(dark * 1000, 0, None).astype(np.uint16) for _ in range(5)]
+    floored = il.estimate_flatfield(imgs, params={**P, "floor": 0.1})
+    assert floored.min() == pytest.approx(0.1)
+    assert np.all(np.isfinite(floored))
+
+
+def test_all_dark_channel_gives_ones():
+    flat = il.estimate_flatfield([np.zeros((64, 64), np.uint16)] * 3, params=P)
+    assert np.array_equal(flat, np.ones((64, 64), np.float32))
+
+
+def test_generator_of_many_images_keeps_memory_bounded():
+    truth = _vignetting((128, 128))
+    n, max_sites = 2000, 40
+
+    def gen():  # image i is (i + 100) x truth: the kept subset shows in the result's level
+        for i in range(n):
+            yield np.rint(truth * (i + 100)).astype(np.uint16)
+
+    tracemalloc.start()
+    try:
+        flat = il.estimate_flatfield(
+            gen(), params={**P, "max_sites": max_sites, "working_size": 64}
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # all 2000 images held at once would be 64 MB; the kept ones are max_sites x 64 x 64 float32
+    assert peak < 8 * 2**20, peak
+    assert _corr(flat, truth) > 0.99
+
+
+def test_subset_is_evenly_spread(monkeypatch):
+    used = []
+    orig = il._stack_statistic
+
+    def spy(stack, method, trim):  # the images that reach the per-pixel statistic
+        used.append(stack[:, 0, 0].astype(int).tolist())
+        return orig(stack, method, trim)
+
+    monkeypatch.setattr(il, "_stack_statistic", spy)
+    params = {**P, "max_sites": 50}
+    il.estimate_flatfield((np.full((16, 16), i, np.uint16) for i in range(1000)), params=params)
+    kept = used[-1]
+    assert 25 <= len(kept) <= 50
+    assert kept[0] == 0 and kept[-1] >= 900  # spread over the whole plate, not the first 50
+    assert len(set(np.diff(kept))) == 1  # at a regular stride
+
+    class Lazy:  # a sequence: only the chosen items are ever read
+        def __init__(self):
+            self.reads = []
+
+        def __len__(self):
+            return 1000
+
+        def __getitem__(self, i):
+            self.reads.append(i)
+            return np.full((16, 16), i, np.uint16)
+
+    lazy = Lazy()
+    il.estimate_flatfield(lazy, params=params)
+    assert lazy.reads == list(range(0, 1000, 20))
+    assert used[-1] == lazy.reads
+
+
+def test_bad_input_raises():
+    with pytest.raises(ValueError, match="No QC-passed sites"):
+        il.estimate_flatfield(iter([]), params=P)
+    with pytest.raises(ValueError, match="one channel"):
+        il.estimate_flatfield([np.zeros((2, 16, 16))], params=P)
+    with pytest.raises(ValueError, match="same image size"):
+        il.estimate_flatfield([np.zeros((16, 16)), np.zeros((16, 20))], params=P)
+    with pytest.raises(ValueError, match="method"):
+        il.estimate_flatfield([np.zeros((16, 16))], params={**P, "method": "basic"})
+
+
+# --------------------------------------------------------------------------- correction
+def test_correct_site_range_dtype_and_values(truth, sites):
+    flat = il.estimate_flatfield(sites, params=P)
+    img = np.stack([sites[0], sites[1]])
+    out = il.correct_site(img, np.stack([flat, flat]), dtype_max=65535)
+    assert out.shape == img.shape and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    expected = img[0].astype(np.float64) / flat / 65535
+    assert np.allclose(out[0], np.clip(expected, 0, 1), rtol=1e-5, atol=1e-8)
+    # no per-image stretch: a dim image stays dim
+    assert out.max() < 0.2
+    # values pushed past the type's maximum clip at 1; uint8 works the same way
+    u8 = np.full((1, 8, 8), 250, np.uint8)
+    half = np.full((1, 8, 8), 0.5, np.float32)
+    assert np.all(il.correct_site(u8, half, dtype_max=255) == 1.0)
+    assert il.correct_site(u8, [np.ones((8, 8))], dtype_max=255)[0, 0, 0] == pytest.approx(
+        250 / 255
+    )
+
+
+def test_correction_flattens_the_background(truth, sites):
+    flat = il.estimate_flatfield(sites, params=P)
+    raw_median = np.median(np.stack(sites), axis=0)
+    corrected = [il.correct_site(s[None], flat[None], dtype_max=65535)[0] for s in sites]
+    assert il.corner_to_centre_ratio(raw_median) < 0.7
+    # the background (median over sites: the random cells cancel) is even after correction
+    assert il.corner_to_centre_ratio(np.median(corrected, axis=0)) == pytest.approx(1.0, abs=0.03)
+    # and a uniform specimen under the true vignetting comes out uniform
+    uniform = il.correct_site((truth * 20000).astype(np.uint16)[None], flat[None], dtype_max=65535)[
+        0
+    ]
+    assert il.corner_to_centre_ratio(uniform) == pytest.approx(1.0, abs=0.03)
+    assert uniform.std() / uniform.mean() < 0.02
+
+
+def test_correct_site_shape_mismatch_raises():
+    with pytest.raises(ValueError, match="one flat-field per channel"):
+        il.correct_site(np.zeros((2, 8, 8), np.uint16), np.ones((3, 8, 8)), dtype_max=65535)
+    with pytest.raises(ValueError, match="channels, height, width"):
+        il.correct_site(np.zeros((8, 8), np.uint16), np.ones((8, 8)), dtype_max=65535)
+
+
+def test_corner_to_centre_ratio():
+    img = np.full((100, 100), 10.0)
+    assert il.corner_to_centre_ratio(img) == pytest.approx(1.0)
+    img[:10, :10] = 2.0  # patch side = 10 px: one corner patch at 2 -> corners average 8
+    assert il.corner_to_centre_ratio(img) == pytest.approx(0.8)
+    img[45:55, 45:55] = 20.0
+    assert il.corner_to_centre_ratio(img) == pytest.approx(0.4)
+
+
+# --------------------------------------------------------------------------- real data
+@pytest.mark.realdata
+def test_real_transfluor_plate_flatfield(real_data):
+    files = sorted((real_data / "transfluor-plate").glob("*.TIF"))
+    assert len(files) == 72
+    images = [tifffile.imread(f) for f in files]
+    assert images[0].dtype == np.uint8
+    flat = il.estimate_flatfield((im for im in images), params=P)
+    raw_mean = np.mean([im.astype(np.float64) for im in images], axis=0)
+    corrected = [il.correct_site(im[None], flat[None], dtype_max=255)[0] for im in images]
+    before = il.corner_to_centre_ratio(raw_mean)
+    after = il.corner_to_centre_ratio(np.mean(corrected, axis=0))
+    # measured: before 0.616, after 1.052 (median image: 0.576 -> 0.975)
+    assert before < 0.7
+    assert after == pytest.approx(1.0, abs=0.1), (before, after)
+    median_after = il.corner_to_centre_ratio(np.median(np.stack(corrected), axis=0))
+    assert median_after == pytest.approx(1.0, abs=0.05)

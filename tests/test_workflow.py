@@ -1,0 +1,223 @@
+"""Snakemake end to end on a small synthetic plate, and what reruns when something changes.
+
+One plate is generated once per module (5 wells x 3 sites of the example plate, with three of the
+planted defects); the tests run in order on the same working directory, as a lab would: a first
+run, a second run with nothing changed, a segmentation parameter changed, one site added, one
+plate added. What reran is read from the output files' modification times.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from plateflow.imageio import read_stack
+from plateflow.provenance import PROVENANCE_COLUMNS, read_file_metadata, read_table
+from plateflow.synthetic import make_example_plate
+
+pytestmark = pytest.mark.workflow
+
+REPO = Path(__file__).resolve().parents[1]
+WELLS = ("B02", "B03", "B04", "B06", "B09")  # 2 negative, positive, out-of-focus s2, corrupt s2
+SITES = ("1", "2", "3")
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir), "--workflow-profile", str(REPO / "profiles" / "default"),
+        "--cores", "2", *args,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    if done.returncode != 0:
+        raise AssertionError(f"snakemake failed ({done.returncode}):\n{done.stderr[-6000:]}")
+    return done
+
+
+def _copy_site(source: Path, target: Path, plate_from: str, plate_to: str, well: str, site: str):
+    for channel in (1, 2, 3):
+        name = f"{plate_from}_{well}_s{site}_w{channel}.tif"
+        shutil.copy2(source / name, target / name.replace(plate_from, plate_to, 1))
+
+
+def _write_platemap(source: Path, target: Path, wells):
+    platemap = pd.read_csv(source)
+    platemap[platemap["well"].isin(wells)].to_csv(target, index=False)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    """The full synthetic plate with 4 sites per well, from which the test plates are cut."""
+    out = tmp_path_factory.mktemp("generated")
+    make_example_plate(out, plate="EXAMPLE1", seed=0, size=512, sites_per_well=4)
+    return out
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, generated) -> Path:
+    work = tmp_path_factory.mktemp("work")
+    plate_dir = work / "plates" / "EXAMPLE1"
+    plate_dir.mkdir(parents=True)
+    for well in WELLS:
+        for site in SITES:
+            _copy_site(generated / "images", plate_dir, "EXAMPLE1", "EXAMPLE1", well, site)
+    _write_platemap(generated / "platemap.csv", work / "plates" / "EXAMPLE1.csv", WELLS)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["plates"] = {
+        "EXAMPLE1": {"folder": "plates/EXAMPLE1", "naming": "metaxpress",
+                     "platemap": "plates/EXAMPLE1.csv"},
+    }
+    (work / "config").mkdir()
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return work
+
+
+def outputs(work: Path) -> dict[str, float]:
+    """Modification time of every file under results/."""
+    return {str(p.relative_to(work)): p.stat().st_mtime_ns
+            for p in (work / "results").rglob("*") if p.is_file()}
+
+
+def changed(before: dict, after: dict) -> set[str]:
+    return {path for path, mtime in after.items() if before.get(path) != mtime}
+
+
+@pytest.fixture(scope="module")
+def first_run(workdir) -> dict[str, float]:
+    snakemake(workdir)
+    return outputs(workdir)
+
+
+def test_first_run_writes_every_table_with_provenance(workdir, first_run):
+    results = workdir / "results"
+    experiment = read_table(results / "experiment" / "profiles_normalized.parquet")
+    assert sorted(experiment["Metadata_Well"]) == sorted(WELLS)
+    parquet_files = sorted(results.rglob("*.parquet"))
+    steps = set()
+    for path in parquet_files:
+        table = read_table(path)
+        missing = [c for c in PROVENANCE_COLUMNS if c not in table.columns]
+        assert not missing, f"{path} lacks {missing}"
+        if len(table):
+            assert table["Metadata_Provenance_ImageSHA256"].str.fullmatch("[0-9a-f]{64}").all()
+        meta = read_file_metadata(path)
+        assert isinstance(meta["params"], dict)
+        steps.add(meta["step"])
+    assert steps == {"measure_site_qc", "collect_plate_qc", "estimate_illumination",
+                     "extract_features", "aggregate_well", "normalize_plate", "merge_experiment"}
+    cells = read_table(results / "features" / "EXAMPLE1" / "B02" / "s1.parquet")
+    assert {"Nuclei_AreaShape_Area", "Cells_Intensity_MeanIntensity_DNA",
+            "Cytoplasm_Intensity_MeanIntensity_Mito"} <= set(cells.columns)
+    assert set(cells["Metadata_Provenance_SegmentationMethod"]) == {"classical"}
+    assert (results / "sheets" / "EXAMPLE1.csv").read_text().count("\n") == 1 + len(WELLS) * 3
+
+
+def test_planted_defects_are_flagged_and_clean_sites_pass(workdir, first_run):
+    qc = read_table(workdir / "results" / "qc" / "EXAMPLE1" / "sites.parquet")
+    status = {(r.Metadata_Well, r.Metadata_Site): r.QC_Status for r in qc.itertuples()}
+    assert status.pop(("B06", "2")) == "fail"
+    assert status.pop(("B09", "2")) == "unreadable"
+    assert set(status.values()) == {"pass"}
+    reacquire = pd.read_csv(workdir / "results" / "qc" / "EXAMPLE1" / "reacquire.csv")
+    assert set(zip(reacquire["well"], reacquire["site"].astype(str))) == {("B06", "2"), ("B09", "2")}
+    assert reacquire.loc[reacquire["well"] == "B09", "reason"].str.contains("_w2.tif").all()
+    # Failed sites never reach segmentation, and the well tables say what was left out.
+    labels, meta = read_stack(workdir / "results" / "segmentation" / "EXAMPLE1" / "B09" / "s2.tiff")
+    assert labels.shape == (3, 1, 1) and "QC unreadable" in meta["skipped"]
+    assert meta["segmentation"]["method"] is None
+    assert len(read_table(workdir / "results" / "features" / "EXAMPLE1" / "B09" / "s2.parquet")) == 0
+    wells = read_table(workdir / "results" / "plates" / "EXAMPLE1" / "profiles.parquet")
+    b09 = wells.set_index("Metadata_Well").loc["B09"]
+    assert (b09["Metadata_Sites_Used"], b09["Metadata_Sites_Excluded"]) == (2, 1)
+    assert "unreadable" in b09["Metadata_QC_Exclusions"]
+
+
+def test_nuclei_counts_within_ten_percent_of_truth(workdir, generated, first_run):
+    truth = pd.read_csv(generated / "truth.csv")
+    truth["site"] = truth["site"].astype(str)
+    checked = 0
+    for row in truth[truth["well"].isin(WELLS) & truth["site"].isin(SITES)].itertuples():
+        if row.defect != "none":
+            continue
+        table = read_table(workdir / "results" / "features" / "EXAMPLE1" / row.well /
+                           f"s{row.site}.parquet")
+        assert abs(len(table) - row.n_nuclei) <= 0.10 * row.n_nuclei, (row.well, row.site)
+        checked += 1
+    assert checked == 13
+
+
+def test_dose_phenotype_is_measured(workdir, first_run):
+    wells = read_table(workdir / "results" / "plates" / "EXAMPLE1" / "profiles_normalized.parquet")
+    wells = wells.set_index("Metadata_Well")
+    # The positive control has less Mito per cell and bigger nuclei than the negative control.
+    assert wells.loc["B04", "Cells_Intensity_MeanIntensity_Mito"] < -3
+    assert wells.loc["B04", "Nuclei_AreaShape_Area"] > 3
+
+
+def test_second_run_does_nothing(workdir, first_run):
+    done = snakemake(workdir)
+    assert "Nothing to be done" in done.stdout + done.stderr
+    assert changed(first_run, outputs(workdir)) == set()
+
+
+def _set_config(work: Path, edit) -> None:
+    path = work / "config" / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    edit(config)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def test_segmentation_change_reruns_only_downstream(workdir, first_run):
+    before = outputs(workdir)
+    _set_config(workdir, lambda c: c["segmentation"].setdefault("classical", {}).update(smoothing_sigma=1.5))
+    snakemake(workdir)
+    after = outputs(workdir)
+    redone = changed(before, after)
+    stages = {path.split("/")[1] for path in redone}
+    assert stages == {"segmentation", "features", "wells", "plates", "experiment"}
+    assert len([p for p in redone if p.startswith("results/segmentation/")]) == len(WELLS) * 3
+
+
+def test_adding_one_site_runs_only_its_jobs_and_gathers(workdir, generated):
+    before = outputs(workdir)
+    _copy_site(generated / "images", workdir / "plates" / "EXAMPLE1", "EXAMPLE1", "EXAMPLE1",
+               "B02", "4")
+    snakemake(workdir)
+    redone = changed(before, outputs(workdir))
+    per_site = {p for p in redone if p.split("/")[1] in
+                ("qc", "preprocessed", "segmentation", "features") and "/B" in p}
+    assert per_site == {
+        "results/qc/EXAMPLE1/B02/s4.parquet",
+        "results/preprocessed/EXAMPLE1/B02/s4.tiff",
+        "results/segmentation/EXAMPLE1/B02/s4.tiff",
+        "results/features/EXAMPLE1/B02/s4.parquet",
+    }
+    assert {p for p in redone if p.startswith("results/wells/")} == {
+        "results/wells/EXAMPLE1/B02.parquet"}
+    assert "results/experiment/profiles_normalized.parquet" in redone
+
+
+def test_adding_one_plate_runs_only_its_jobs_and_the_experiment(workdir, generated):
+    before = outputs(workdir)
+    plate_dir = workdir / "plates" / "EXAMPLE2"
+    plate_dir.mkdir()
+    for well in ("B02", "B03", "B04"):
+        for site in SITES:
+            _copy_site(generated / "images", plate_dir, "EXAMPLE1", "EXAMPLE2", well, site)
+    _write_platemap(generated / "platemap.csv", workdir / "plates" / "EXAMPLE2.csv",
+                    ("B02", "B03", "B04"))
+    _set_config(workdir, lambda c: c["plates"].update(EXAMPLE2={
+        "folder": "plates/EXAMPLE2", "naming": "metaxpress", "platemap": "plates/EXAMPLE2.csv"}))
+    snakemake(workdir)
+    redone = changed(before, outputs(workdir))
+    assert not [p for p in redone if "EXAMPLE1" in p]
+    assert {p for p in redone if "EXAMPLE2" not in p} == {
+        "results/experiment/profiles.parquet", "results/experiment/profiles_normalized.parquet"}
+    experiment = read_table(workdir / "results" / "experiment" / "profiles_normalized.parquet")
+    assert experiment.groupby("Metadata_Plate").size().to_dict() == {"EXAMPLE1": 5, "EXAMPLE2": 3}
