@@ -302,3 +302,15 @@ def test_examplehuman_nuclei_match_cellprofiler(real_data):
     ratio_li = np.median(np.bincount(seg_li.nuclei.ravel())[1:]) / cp_median_area
     assert 0.9 <= ratio_li <= 1.2, ratio_li
     assert abs(seg_li.n_objects - cp_count) <= 0.10 * cp_count, seg_li.n_objects
+
+
+def test_confluent_real_field_is_not_called_blank(real_data):
+    """Transfluor fields are confluent (no true background); the blank guard must not fire."""
+    import tifffile
+
+    counts = []
+    for path in sorted((real_data / "transfluor-plate").glob("*f00d2.TIF"))[:8]:
+        plane = tifffile.imread(path).astype(np.float32) / 255
+        params = {**DEFAULT_PARAMS, "nuclei_channel": "GFP", "cells_channel": None}
+        counts.append(int(segment_site(plane[None], ["GFP"], params=params).nuclei.max()))
+    assert sum(c > 20 for c in counts) >= 6, counts

@@ -221,3 +221,26 @@ def test_adding_one_plate_runs_only_its_jobs_and_the_experiment(workdir, generat
         "results/experiment/profiles.parquet", "results/experiment/profiles_normalized.parquet"}
     experiment = read_table(workdir / "results" / "experiment" / "profiles_normalized.parquet")
     assert experiment.groupby("Metadata_Plate").size().to_dict() == {"EXAMPLE1": 5, "EXAMPLE2": 3}
+
+
+def test_a_broken_plate_fails_at_load_naming_plate_well_site_and_file(tmp_path, generated):
+    plate_dir = tmp_path / "plates" / "EXAMPLE1"
+    plate_dir.mkdir(parents=True)
+    for site in SITES:
+        _copy_site(generated / "images", plate_dir, "EXAMPLE1", "EXAMPLE1", "B02", site)
+    (plate_dir / "EXAMPLE1_B02_s2_w3.tif").unlink()
+    _write_platemap(generated / "platemap.csv", tmp_path / "map.csv", ("B02", "B03"))
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["plates"] = {"EXAMPLE1": {"folder": "plates/EXAMPLE1", "naming": "metaxpress",
+                                     "platemap": "map.csv"}}
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+               "--directory", str(tmp_path), "-n"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0
+    message = done.stdout + done.stderr
+    assert "plate EXAMPLE1" in message
+    assert "well B02, site 2: missing channel(s) Mito" in message
+    assert "EXAMPLE1_B02_s2_w1.tif" in message
+    assert "platemap well(s) have no images" in message and "B03" in message

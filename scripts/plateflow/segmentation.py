@@ -279,13 +279,16 @@ def _segment_nuclei(
     min_distance = dmin / 1.5 if declump_min_distance is None else float(declump_min_distance)
 
     smoothed = _smooth(plane, smoothing_sigma)
-    threshold = auto_threshold(
-        smoothed,
-        method=threshold_method,
-        correction=threshold_correction,
-        min_threshold=min_threshold,
-        min_snr=min_snr,
-    )
+    threshold = None
+    if min_snr <= 0 or has_contrast(plane, smoothed, sigma=smoothing_sigma, min_snr=min_snr,
+                                    method=threshold_method, background_scale=dmax):
+        threshold = auto_threshold(
+            smoothed,
+            method=threshold_method,
+            correction=threshold_correction,
+            min_threshold=min_threshold,
+            min_snr=0.0,
+        )
     info: dict = {"nuclei_threshold": None if threshold is None else float(threshold)}
     if threshold is None:
         logger.info("No nuclei: the DNA image looks blank (no contrast above background noise)")
@@ -440,6 +443,59 @@ def cytoplasm_from(cells: np.ndarray, nuclei: np.ndarray) -> np.ndarray:
     return cytoplasm
 
 
+def smoothed_pixel_noise(plane: np.ndarray, sigma: float) -> float:
+    """Noise SD left after Gaussian smoothing, from neighbouring-pixel differences.
+
+    ``1.4826 * MAD(horizontal differences) / sqrt(2)`` measures the per-pixel (camera/shot)
+    noise almost independently of cells and illumination; smoothing white noise with a
+    Gaussian of ``sigma`` px divides its SD by ``2 * sqrt(pi) * sigma`` (sigma >= ~0.7).
+
+    Parameters
+    ----------
+    plane : (Y, X) ndarray
+        The unsmoothed image.
+    sigma : float
+        The Gaussian sigma that was applied.
+    """
+    diffs = np.diff(np.asarray(plane, dtype=np.float32), axis=1).ravel()
+    pixel = 1.4826 * float(np.median(np.abs(diffs - np.median(diffs)))) / np.sqrt(2.0)
+    if sigma <= 0:
+        return pixel
+    return pixel / max(1.0, 2.0 * np.sqrt(np.pi) * float(sigma))
+
+
+def has_contrast(
+    plane: np.ndarray,
+    smoothed: np.ndarray,
+    *,
+    sigma: float,
+    min_snr: float,
+    method: str = "otsu",
+    background_scale: float = 80.0,
+) -> bool:
+    """Blank-field guard: does the image hold objects above the noise?
+
+    The large-scale background (Gaussian of ``background_scale`` px: vignetting, gradients) is
+    removed first, then the automatic threshold must sit ``min_snr`` noise SDs above the median
+    of the pixels below it. The noise SD is the smaller of the below-threshold pixels' robust
+    spread and the per-pixel noise from neighbouring differences (:func:`smoothed_pixel_noise`):
+    confluent fields have no true background, and the spread of their textured cell bodies
+    alone would make them look like noise (real Transfluor fields score 1.0-1.3 that way).
+
+    Parameters
+    ----------
+    plane : (Y, X) ndarray
+        The unsmoothed image.
+    smoothed : (Y, X) ndarray
+        ``plane`` after the segmentation's Gaussian smoothing of ``sigma`` px.
+    """
+    flat = np.asarray(smoothed, np.float32)
+    flat = flat - ndi.gaussian_filter(flat, float(background_scale), mode="reflect")
+    threshold = auto_threshold(flat, method=method, min_snr=min_snr,
+                               pixel_noise=smoothed_pixel_noise(plane, sigma))
+    return threshold is not None
+
+
 def auto_threshold(
     smoothed: np.ndarray,
     *,
@@ -447,6 +503,7 @@ def auto_threshold(
     correction: float = 1.0,
     min_threshold: float = 0.0,
     min_snr: float = 4.0,
+    pixel_noise: float | None = None,
 ) -> float | None:
     """Automatic global threshold with CellProfiler-style correction and a blank-image guard.
 
@@ -468,6 +525,13 @@ def auto_threshold(
         images it sits 8-100 SDs above (measured on the project's real data). Very defocused
         images (BBBC006 z00, 32 um out of focus) score 1.3-2.6 and count as blank.
         0 disables the guard.
+    pixel_noise : float, optional
+        Noise SD of ``smoothed`` measured from neighbouring-pixel differences of the unsmoothed
+        image (see :func:`smoothed_pixel_noise`). Confluent fields have no true background: the
+        below-threshold pixels are textured cell bodies and their MAD overstates the noise
+        (real Transfluor fields then score 1.0-1.3, like pure noise). When given, the smaller
+        of the two noise estimates is used, so such fields are not called blank. Blank fields
+        should be stopped by the QC gate before segmentation in any case.
 
     Returns
     -------
@@ -495,6 +559,9 @@ def auto_threshold(
         background = finite[finite <= raw]
         level = float(np.median(background))
         noise = 1.4826 * float(np.median(np.abs(background - level)))
+        if pixel_noise is not None:
+            # A noise-free (or sub-quantum) image: any structure in it is real.
+            noise = min(noise, float(pixel_noise))
         if noise > 0 and (raw - level) / noise < min_snr:
             logger.debug(
                 "threshold %.4g is only %.2f noise SDs above background %.4g: treated as blank",
