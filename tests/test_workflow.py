@@ -244,3 +244,28 @@ def test_a_broken_plate_fails_at_load_naming_plate_well_site_and_file(tmp_path, 
     assert "well B02, site 2: missing channel(s) Mito" in message
     assert "EXAMPLE1_B02_s2_w1.tif" in message
     assert "platemap well(s) have no images" in message and "B03" in message
+
+
+def test_stage_model_is_a_local_rule_that_verifies_the_weights(tmp_path, generated):
+    import hashlib
+
+    plate_dir = tmp_path / "plates" / "EXAMPLE1"
+    plate_dir.mkdir(parents=True)
+    _copy_site(generated / "images", plate_dir, "EXAMPLE1", "EXAMPLE1", "B02", "1")
+    _write_platemap(generated / "platemap.csv", tmp_path / "map.csv", ("B02",))
+    weights = tmp_path / "downloaded.pt"
+    weights.write_bytes(b"weights a lab copied onto the submit host")
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["plates"] = {"EXAMPLE1": {"folder": "plates/EXAMPLE1", "naming": "metaxpress",
+                                     "platemap": "map.csv"}}
+    config["segmentation"]["model"] = {"name": "nuclei.pt", "source": str(weights),
+                                       "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake(tmp_path, "resources/models/nuclei.pt")
+    assert (tmp_path / "resources" / "models" / "nuclei.pt").read_bytes() == weights.read_bytes()
+
+    config["segmentation"]["model"].update(name="offline.pt", source="http://127.0.0.1:9/w.pt")
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(AssertionError, match="looks offline"):
+        snakemake(tmp_path, "resources/models/offline.pt")

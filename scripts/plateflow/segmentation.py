@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_PARAMS: dict[str, Any] = {
     # Which algorithm to use; see ``ALLOWED_METHODS``.
     "method": "classical",
+    # Ask the scheduler for a GPU per segmentation job (used by the workflow's resources).
+    "gpu": False,
+    # Weights of a model-based method (staged by the workflow's stage_model rule).
+    "model": {"name": None, "source": None, "sha256": None},
     # Channel (by name) holding the nuclear stain (Hoechst/DAPI).
     "nuclei_channel": "DNA",
     # Channel used to find cell bodies; None -> cells are nuclei grown by cell_expansion_px.

@@ -13,6 +13,7 @@ rule aggregate_well:
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 20 * attempt,
     conda:
         "../../envs/aggregate.yaml"
     script:
@@ -32,6 +33,7 @@ rule normalize_plate:
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 20 * attempt,
     conda:
         "../../envs/aggregate.yaml"
     script:
@@ -50,6 +52,7 @@ rule merge_experiment:
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 20 * attempt,
     conda:
         "../../envs/aggregate.yaml"
     script:

@@ -108,6 +108,18 @@ def get_plate_well_tables(wildcards):
     return [f"results/wells/{wildcards.plate}/{well}.parquet" for well in sheet.wells]
 
 
+#: Segmentation methods that load weights (staged by rule stage_model).
+MODEL_METHODS = {"cellpose"}
+
+
+def get_model_weights(wildcards):
+    """The staged weights a segmentation job reads, if its method uses a model."""
+    model = config["segmentation"]["model"]
+    if config["segmentation"]["method"] in MODEL_METHODS and model["name"]:
+        return [f"{config['model_cache']}/{model['name']}"]
+    return []
+
+
 def get_final_outputs():
     return [
         "results/experiment/profiles.parquet",

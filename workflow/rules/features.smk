@@ -13,6 +13,7 @@ rule extract_features:
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 20 * attempt,
     conda:
         "../../envs/features.yaml"
     script:

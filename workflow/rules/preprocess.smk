@@ -16,6 +16,7 @@ rule estimate_illumination:
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 20 * attempt,
     conda:
         "../../envs/io.yaml"
     script:
@@ -46,6 +47,7 @@ rule correct_illumination:
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 1500 * attempt,
+        runtime=lambda wildcards, attempt: 20 * attempt,
     conda:
         "../../envs/io.yaml"
     script:

@@ -15,6 +15,7 @@ rule measure_site_qc:
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        runtime=lambda wildcards, attempt: 20 * attempt,
     conda:
         "../../envs/io.yaml"
     script:
@@ -32,6 +33,7 @@ rule collect_plate_qc:
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        runtime=lambda wildcards, attempt: 20 * attempt,
     conda:
         "../../envs/io.yaml"
     script:

@@ -1,6 +1,7 @@
 rule segment_site:
     input:
         image="results/preprocessed/{plate}/{well}/s{site}.tiff",
+        weights=get_model_weights,
     output:
         labels="results/segmentation/{plate}/{well}/s{site}.tiff",
     log:
@@ -12,6 +13,8 @@ rule segment_site:
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 30 * attempt,
+        gpu=1 if config["segmentation"]["gpu"] else 0,
     conda:
         "../../envs/segment.yaml"
     script:
