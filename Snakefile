@@ -8,6 +8,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/sheets.smk"
 include: "workflow/rules/qc.smk"
@@ -16,6 +19,7 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

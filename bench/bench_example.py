@@ -11,6 +11,7 @@ and the wall time is Snakemake's own orchestration.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -47,16 +48,30 @@ def main() -> None:
                          "wall_s": float(table["s"].iloc[0]),
                          "cpu_s": float(table["cpu_time"].iloc[0])})
         jobs = pd.DataFrame(rows)
+        step_work: dict[str, float] = {}
+        for log in (work / "logs").rglob("*.log"):
+            match = re.search(r"done: work ([0-9.]+) s wall", log.read_text())
+            if match:
+                rule = log.relative_to(work / "logs").parts[0]
+                step_work[rule] = step_work.get(rule, 0.0) + float(match.group(1))
         summary = jobs.groupby("rule").agg(jobs=("wall_s", "size"), wall_s=("wall_s", "sum"),
                                            cpu_s=("cpu_s", "sum"),
                                            cpu_per_job=("cpu_s", "mean"))
+        summary["work_s"] = [step_work.get(rule, float("nan")) for rule in summary.index]
         print(f"example plate generated (first dry run) in {generate:.1f} s")
         print(f"snakemake --cores {args.cores}: {wall:.1f} s wall\n")
         print(summary.round(2).to_string())
-        busy = jobs["wall_s"].sum() / args.cores
-        print(f"\nbenchmarked jobs: {len(jobs)}, {jobs['wall_s'].sum():.1f} job-seconds "
-              f"= {busy:.1f} s on {args.cores} cores; the rest of the {wall:.1f} s wall time "
-              "is Snakemake scheduling, un-benchmarked gather jobs and process start-up.")
+        n_jobs = sum(1 for log in (work / "logs").rglob("*.log"))
+        all_work = sum(step_work.values())
+        job_seconds = jobs["wall_s"].sum()
+        print(f"\njobs: {n_jobs} ({len(jobs)} benchmarked); "
+              f"work inside the step functions: {all_work:.1f} s; "
+              f"benchmarked job time: {job_seconds:.1f} s")
+        print(f"orchestration per job (job time - work, benchmarked jobs): "
+              f"{(job_seconds - sum(step_work.get(r, 0) for r in summary.index)) / len(jobs):.2f} s")
+        print(f"of {wall:.1f} s x {args.cores} cores = {wall * args.cores:.0f} core-seconds, "
+              f"work is {all_work / (wall * args.cores):.0%}; the rest is Python start-up "
+              "and imports per job, Snakemake's scheduling and its bookkeeping.")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def dry_run(work: Path) -> tuple[float, float, dict[str, int]]:
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - start
     peak_mb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
-    counts = {m[0]: int(m[1]) for m in re.findall(r"^(\w+)\s+(\d+)$", done.stdout, re.M)}
+    counts = {m[0]: int(m[1]) for m in re.findall(r"^(\w+)\s+(\d+)$", done.stdout, re.MULTILINE)}
     return wall, peak_mb, counts
 
 

@@ -76,7 +76,7 @@ def bench(files: dict[str, str], work: Path, config: dict, title: str) -> None:
     steps.gate_plate_qc(qc_tables=[qc_path], plate="P", out_sites=gate / "sites.parquet",
                         out_passed=gate / "passed.json", out_reacquire=gate / "re.csv")
     _timed("estimate_illumination (1 site)", lambda: steps.estimate_plate_illumination(
-        sites=[files], channels=CHANNELS, plate="P", qc_sites_table=gate / "sites.parquet",
+        channels=CHANNELS, plate="P", qc_sites_table=gate / "sites.parquet",
         params=config["illumination"], out_image=work / "ff.tiff",
         out_table=work / "ff.parquet"), rows)
     _timed("correct_illumination", lambda: steps.correct_site_illumination(

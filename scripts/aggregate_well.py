@@ -5,7 +5,6 @@ from plateflow.steps import aggregate_well_profile
 
 with logged_step(snakemake.log[0], "aggregate_well"):  # noqa: F821
     aggregate_well_profile(
-        qc_tables=list(snakemake.input.qc),  # noqa: F821
         feature_tables=list(snakemake.input.features),  # noqa: F821
         channels=snakemake.params.channels,  # noqa: F821
         platemap_row=snakemake.params.platemap,  # noqa: F821

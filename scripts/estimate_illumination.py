@@ -5,7 +5,6 @@ from plateflow.steps import estimate_plate_illumination
 
 with logged_step(snakemake.log[0], "estimate_illumination"):  # noqa: F821
     estimate_plate_illumination(
-        sites=snakemake.params.sites,  # noqa: F821
         channels=snakemake.params.channels,  # noqa: F821
         plate=snakemake.wildcards.plate,  # noqa: F821
         qc_sites_table=snakemake.input.qc,  # noqa: F821

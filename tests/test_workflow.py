@@ -136,6 +136,13 @@ def test_planted_defects_are_flagged_and_clean_sites_pass(workdir, first_run):
     b09 = wells.set_index("Metadata_Well").loc["B09"]
     assert (b09["Metadata_Sites_Used"], b09["Metadata_Sites_Excluded"]) == (2, 1)
     assert "unreadable" in b09["Metadata_QC_Exclusions"]
+    # The re-acquisition list names channel, metric, value and threshold of each failed check.
+    b06 = reacquire[reacquire["well"] == "B06"]
+    assert set(b06["metric"]) == {"FocusScore"} and (b06["value"] < b06["threshold"]).all()
+    assert reacquire.loc[reacquire["well"] == "B09", "channel"].tolist() == ["ER"]
+    # The QC report shows the verdict and every flagged site with its reason.
+    report = (workdir / "results" / "qc" / "report.html").read_text()
+    assert "EXAMPLE1" in report and "out of focus" in report and "_w2.tif" in report
 
 
 def test_nuclei_counts_within_ten_percent_of_truth(workdir, generated, first_run):
@@ -218,7 +225,8 @@ def test_adding_one_plate_runs_only_its_jobs_and_the_experiment(workdir, generat
     redone = changed(before, outputs(workdir))
     assert not [p for p in redone if "EXAMPLE1" in p]
     assert {p for p in redone if "EXAMPLE2" not in p} == {
-        "results/experiment/profiles.parquet", "results/experiment/profiles_normalized.parquet"}
+        "results/experiment/profiles.parquet", "results/experiment/profiles_normalized.parquet",
+        "results/qc/report.html"}
     experiment = read_table(workdir / "results" / "experiment" / "profiles_normalized.parquet")
     assert experiment.groupby("Metadata_Plate").size().to_dict() == {"EXAMPLE1": 5, "EXAMPLE2": 3}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from plateflow import illumination, qc, segmentation
+from plateflow import illumination, qc, qc_plate, segmentation
 
 REPO = Path(__file__).resolve().parents[1]
 RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
@@ -53,7 +53,8 @@ def _schema_defaults(properties: dict) -> dict:
 
 
 @pytest.mark.parametrize("section, module", [
-    ("qc", qc), ("illumination", illumination), ("segmentation", segmentation)])
+    ("qc", qc), ("qc_plate", qc_plate), ("illumination", illumination),
+    ("segmentation", segmentation)])
 def test_schema_defaults_equal_the_module_defaults(section, module):
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     assert _schema_defaults(schema["properties"][section]["properties"]) == module.DEFAULT_PARAMS

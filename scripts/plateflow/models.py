@@ -74,9 +74,9 @@ def stage_weights(
     try:
         if _is_url(source):
             try:
-                with urllib.request.urlopen(source, timeout=timeout) as response:
-                    with open(partial, "wb") as out:
-                        shutil.copyfileobj(response, out)
+                with (urllib.request.urlopen(source, timeout=timeout) as response,
+                      open(partial, "wb") as out):
+                    shutil.copyfileobj(response, out)
             except (urllib.error.URLError, OSError) as err:
                 raise ModelStagingError(
                     f"cannot download weights from {source} ({err}); this host looks offline. "

@@ -145,8 +145,12 @@ def write_table(
     step: str,
     params: Mapping | None,
     lineage: Mapping[str, str] | None = None,
+    notes: Mapping[str, str] | None = None,
 ) -> None:
-    """Write a table as Parquet with the step's full parameters in the key-value metadata."""
+    """Write a table as Parquet with the step's full parameters in the key-value metadata.
+
+    ``notes`` are extra ``plateflow.<key>`` strings (e.g. ``skipped``: why a site has no rows).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrow = pa.Table.from_pandas(table, preserve_index=False)
@@ -157,6 +161,7 @@ def write_table(
         b"plateflow.params": json.dumps(params or {}, sort_keys=True, default=str).encode(),
         b"plateflow.lineage": json.dumps(chain, sort_keys=True).encode(),
         b"plateflow.version": __version__.encode(),
+        **{f"plateflow.{k}".encode(): str(v).encode() for k, v in (notes or {}).items()},
     }
     arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), **extra})
     pq.write_table(arrow, path)

@@ -7,6 +7,7 @@ call these, so every step can be run and tested without Snakemake.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plateflow import aggregate, features, illumination, qc, segmentation
+from plateflow import aggregate, features, illumination, qc, qc_plate, segmentation
 from plateflow.imageio import (
     UnreadableImageError,
     dtype_max,
@@ -70,17 +71,25 @@ def measure_site_qc(
     except UnreadableImageError as err:
         logger.error("plate %s, well %s, site %s: %s", plate, well, site, err)
         metrics = qc.unreadable_metrics(channels)
-        status, reasons = "unreadable", [str(err)]
+        channel = next((c for c in channels if str(files[c]) == err.path), "")
+        failures = [{"channel": channel, "metric": "Readable", "value": None,
+                     "threshold": None, "reason": str(err)}]
+        status = "unreadable"
     else:
         metrics = qc.measure_site(
             image, channels, dtype_max=dtype_max(image.dtype, bit_depth=bit_depth), params=params
         )
-        status, reasons = qc.decide(metrics, channels, params=params)
+        failures = qc.failed_checks(metrics, channels, params=params)
+        status = "fail" if failures else QC_PASS
+    reasons = [f["reason"] for f in failures]
     logger.info("plate %s, well %s, site %s: QC %s %s", plate, well, site, status,
                 "; ".join(reasons))
     row = _site_frame(plate, well, site)
     row["QC_Status"] = status
     row["QC_Reasons"] = "; ".join(reasons)
+    row["QC_Failures"] = json.dumps(failures, default=float)
+    for channel in channels:
+        row[f"Metadata_FileName_{channel}"] = str(files[channel])
     for key, value in metrics.items():
         row[key] = float(value)
     row = add_provenance(row, step="measure_site_qc", params=step_params, image_sha256=image_sha)
@@ -92,38 +101,68 @@ def collect_plate_qc(
     *,
     qc_tables: Sequence[str | Path],
     plate: str,
+    channels: Sequence[str],
+    params: Mapping,
     out_sites: str | Path,
     out_reacquire: str | Path,
 ) -> pd.DataFrame:
-    """Gather a plate's site QC into the plate QC table and the re-acquisition list.
+    """Gather a plate's site QC: plate-relative flags and the re-acquisition list.
 
-    The re-acquisition CSV lists every site that did not pass, one row per reason.
+    ``QC_Status`` is each site's own decision against the absolute thresholds: the QC gate.
+    Plate-relative outliers (:mod:`plateflow.qc_plate`) among the passing sites are flagged
+    (``QC_PlateOutlier``, ``QC_PlateFlags``, ``QC_PlateZ_*``) and listed for re-acquisition,
+    but they do not stop the site: a gate that depends on the whole plate would re-judge every
+    site whenever one is added, and rerun the plate. The re-acquisition CSV has one row per
+    failed check: plate, well, site, channel, metric, value, threshold, reason, status.
     """
     table = pd.concat([read_table(p) for p in qc_tables], ignore_index=True)
-    params = {"plate": plate}
+    step_params = {"qc_plate": dict(params), "channels": list(channels)}
     lineage = {"measure_site_qc": read_file_metadata(qc_tables[0])["lineage"]["measure_site_qc"]}
+    failures = [json.loads(f) if f else [] for f in table["QC_Failures"]]
+    statuses = list(table["QC_Status"])
+    table["QC_PlateOutlier"] = False
+    plate_flags: list[list[str]] = [[] for _ in range(len(table))]
+    if params["enabled"]:
+        z, flagged = qc_plate.plate_relative_flags(table, channels, params=params)
+        table = pd.concat([table, z], axis=1)
+        for flag in flagged:
+            row = flag.pop("row")
+            if statuses[row] == QC_PASS:  # failed sites keep their own reasons
+                failures[row].append(flag)
+                plate_flags[row].append(flag["reason"])
+                table.at[row, "QC_PlateOutlier"] = True
+    table["QC_PlateFlags"] = ["; ".join(f) for f in plate_flags]
     out = add_provenance(
-        _without_provenance(table), step="collect_plate_qc", params=params,
+        _without_provenance(table), step="collect_plate_qc", params=step_params,
         image_sha256=table["Metadata_Provenance_ImageSHA256"], lineage=lineage,
     )
-    write_table(out, out_sites, step="collect_plate_qc", params=params, lineage=lineage)
+    write_table(out, out_sites, step="collect_plate_qc", params=step_params, lineage=lineage)
 
     with open(out_reacquire, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["plate", "well", "site", "status", "reason", "image_sha256"])
-        failed = table[table["QC_Status"] != QC_PASS]
-        for row in failed.itertuples(index=False):
-            for reason in (row.QC_Reasons or "unspecified").split("; "):
+        writer.writerow(["plate", "well", "site", "channel", "metric", "value", "threshold",
+                         "reason", "status", "image_sha256"])
+        for row, site_failures in zip(table.itertuples(index=False), failures):
+            for f in site_failures:
+                status = "plate outlier" if f["metric"].startswith("PlateZ_") else row.QC_Status
                 writer.writerow([row.Metadata_Plate, row.Metadata_Well, row.Metadata_Site,
-                                 row.QC_Status, reason, row.Metadata_Provenance_ImageSHA256])
+                                 f["channel"], f["metric"], _fmt(f["value"]),
+                                 _fmt(f["threshold"]), f["reason"], status,
+                                 row.Metadata_Provenance_ImageSHA256])
     n_failed = int((table["QC_Status"] != QC_PASS).sum())
     logger.info("plate %s: %d of %d sites pass QC, %d go to the re-acquisition list",
                 plate, len(table) - n_failed, len(table), n_failed)
     return out
 
 
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def site_qc_status(qc_table: str | Path) -> tuple[str, str]:
-    """``(status, reasons)`` of one site's QC table."""
+    """``(status, reasons)`` of one site's QC table: the gate's decision."""
     row = read_table(qc_table).iloc[0]
     return str(row["QC_Status"]), str(row["QC_Reasons"])
 
@@ -138,7 +177,6 @@ def _evenly_spaced(items: list, n: int) -> list:
 
 def estimate_plate_illumination(
     *,
-    sites: Mapping[str, Mapping[str, str]],
     channels: Sequence[str],
     plate: str,
     qc_sites_table: str | Path,
@@ -148,14 +186,14 @@ def estimate_plate_illumination(
 ) -> np.ndarray:
     """Estimate one flat-field per channel from the plate's QC-passed sites.
 
-    ``sites`` maps ``"well/site"`` to the channel files of every site of the plate; the plate
-    QC table says which passed.
+    The plate QC table says which sites passed and where their files are
+    (``Metadata_FileName_<channel>``).
     """
     step_params = {"illumination": dict(params), "channels": list(channels)}
     qc_table = read_table(qc_sites_table)
     passed = qc_table[qc_table["QC_Status"] == QC_PASS]
-    passed_files = [sites[f"{w}/{s}"] for w, s in
-                    zip(passed["Metadata_Well"], passed["Metadata_Site"])]
+    passed_files = [{c: row[f"Metadata_FileName_{c}"] for c in channels}
+                    for _, row in passed.iterrows()]
     if not passed_files:
         raise ValueError(f"plate {plate}: no site passed QC, so no flat-field can be estimated; "
                          f"see the QC table '{qc_sites_table}'")
@@ -295,14 +333,17 @@ def extract_site_features(
     table = add_provenance(table, step="extract_features", params=params,
                            image_sha256=meta["image_sha256"], lineage=lineage,
                            segmentation=meta["segmentation"])
-    write_table(table, output, step="extract_features", params=params, lineage=lineage)
+    notes = {"site": str(meta["site"]), "image_sha256": meta["image_sha256"]}
+    if meta.get("skipped"):
+        notes["skipped"] = meta["skipped"]
+    write_table(table, output, step="extract_features", params=params, lineage=lineage,
+                notes=notes)
     return table
 
 
 # ------------------------------------------------------------------------------- gathering --
 def aggregate_well_profile(
     *,
-    qc_tables: Sequence[str | Path],
     feature_tables: Sequence[str | Path],
     channels: Sequence[str],
     platemap_row: Mapping,
@@ -313,15 +354,18 @@ def aggregate_well_profile(
 ) -> pd.DataFrame:
     """One well: cell count, per-feature summary over its QC-passed sites, and QC counts.
 
-    ``feature_tables`` may include the (empty) tables of sites the QC gate stopped.
+    ``feature_tables`` holds every site of the well; a site the QC gate stopped has an empty
+    table whose metadata says why, so the counts report what really happened.
     """
     step_params = {"aggregate": dict(params), "platemap": dict(platemap_row)}
-    site_qc = pd.concat([read_table(p) for p in qc_tables], ignore_index=True)
-    cells = [read_table(p) for p in feature_tables]
-    excluded = site_qc[site_qc["QC_Status"] != QC_PASS]
-    used = site_qc[site_qc["QC_Status"] == QC_PASS]
-    used_sites = set(used["Metadata_Site"].astype(str))
-    cells = [t for t in cells if len(t) and str(t["Metadata_Site"].iloc[0]) in used_sites]
+    cells, hashes, exclusions = [], [], []
+    for path in feature_tables:
+        meta = read_file_metadata(path)
+        if meta.get("skipped"):
+            exclusions.append(f"site {meta['site']}: {meta['skipped']}")
+            continue
+        cells.append(read_table(path))
+        hashes.append(meta["image_sha256"])
     names = features.feature_columns(channels)
     all_cells = pd.concat(cells, ignore_index=True) if cells else pd.DataFrame(columns=names)
     summary = aggregate.aggregate_well(all_cells, features=names, operation=params["operation"])
@@ -329,20 +373,19 @@ def aggregate_well_profile(
     row = {"Metadata_Plate": plate, "Metadata_Well": well}
     row.update({k: v for k, v in platemap_row.items() if k != "Metadata_Well"})
     row["Metadata_Object_Count"] = summary.pop("Metadata_Object_Count")
-    row["Metadata_Sites_Used"] = len(used)
-    row["Metadata_Sites_Excluded"] = len(excluded)
-    row["Metadata_QC_Exclusions"] = " | ".join(
-        f"site {r.Metadata_Site} {r.QC_Status}: {r.QC_Reasons}" for r in excluded.itertuples()
-    )
+    row["Metadata_Sites_Used"] = len(cells)
+    row["Metadata_Sites_Excluded"] = len(exclusions)
+    row["Metadata_QC_Exclusions"] = " | ".join(exclusions)
     row.update(summary)
     table = pd.DataFrame([row])
 
-    hashes = (used if len(used) else site_qc)["Metadata_Provenance_ImageSHA256"]
+    if not hashes:  # every site excluded: the row still names the images it is about
+        hashes = [read_file_metadata(p)["image_sha256"] for p in feature_tables]
     segmentation_info, lineage = {}, {}
     if feature_tables:
         lineage = _lineage_of(feature_tables)
-    if cells:
-        first = cells[0]
+    first = next((c for c in cells if len(c)), None)
+    if first is not None:
         segmentation_info = {
             "method": first["Metadata_Provenance_SegmentationMethod"].iloc[0],
             "model": first["Metadata_Provenance_Model"].iloc[0],

@@ -1,6 +1,5 @@
 rule aggregate_well:
     input:
-        qc=get_well_qc_tables,
         features=get_well_feature_tables,
     output:
         table="results/wells/{plate}/{well}.parquet",

@@ -70,26 +70,6 @@ def get_plate_qc_tables(wildcards):
     return [f"results/qc/{s.plate}/{s.well}/s{s.site}.parquet" for s in sheet.sites]
 
 
-def get_well_qc_tables(wildcards):
-    """Every site's QC table of a well."""
-    sheet = EXPERIMENT.plates[wildcards.plate]
-    return [
-        f"results/qc/{s.plate}/{s.well}/s{s.site}.parquet"
-        for s in sheet.sites_in_well(wildcards.well)
-    ]
-
-
-def get_plate_site_file_maps(wildcards):
-    """{"well/site": {channel: file}} for every site of a plate."""
-    sheet = EXPERIMENT.plates[wildcards.plate]
-    return {f"{s.well}/{s.site}": s.files for s in sheet.sites}
-
-
-def get_plate_site_files(wildcards):
-    sheet = EXPERIMENT.plates[wildcards.plate]
-    return [path for s in sheet.sites for path in s.files.values()]
-
-
 def get_well_feature_tables(wildcards):
     """Feature tables of every site of a well (empty for sites the QC gate stopped)."""
     sheet = EXPERIMENT.plates[wildcards.plate]
@@ -120,8 +100,21 @@ def get_model_weights(wildcards):
     return []
 
 
+def get_report_plates(wildcards):
+    """What the QC report needs of each plate besides its QC table and flat-field."""
+    return [
+        {
+            "name": name,
+            "wells": sheet.wells,
+            "site_files": {f"{s.well}/{s.site}": s.files for s in sheet.sites},
+        }
+        for name, sheet in EXPERIMENT.plates.items()
+    ]
+
+
 def get_final_outputs():
     return [
+        "results/qc/report.html",
         "results/experiment/profiles.parquet",
         "results/experiment/profiles_normalized.parquet",
         *expand("results/sheets/{plate}.csv", plate=PLATES),

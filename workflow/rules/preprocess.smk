@@ -1,7 +1,6 @@
 rule estimate_illumination:
     input:
-        qc="results/qc/{plate}/sites.parquet",
-        images=get_plate_site_files,
+        qc=ancient("results/qc/{plate}/sites.parquet"),
     output:
         image="results/illumination/{plate}/flatfield.tiff",
         table="results/illumination/{plate}/flatfield.parquet",
@@ -11,7 +10,7 @@ rule estimate_illumination:
         "benchmarks/estimate_illumination/{plate}.tsv"
     params:
         illumination=config["illumination"],
-        sites=get_plate_site_file_maps,
+        qc=config["qc"],
         channels=CHANNELS,
     threads: 1
     resources:
@@ -24,9 +23,10 @@ rule estimate_illumination:
 
 
 # The QC gate: a site that did not pass QC stops here (its output is an empty placeholder that
-# says why), so it is never segmented. The flat-field is an `ancient` input: re-estimating it because a site was added to the plate
-# does not re-correct the sites already done (each row records the flat-field hash it used).
-# Changing the illumination parameters does re-correct every site, through `params`.
+# says why), so it is never segmented. The flat-field is estimated once per plate: it reads
+# the plate QC table as an `ancient` input, so a site added later is corrected with the
+# existing flat-field and the other sites are not redone (every row records the flat-field it
+# used). Changing the illumination or QC parameters re-estimates it and re-corrects every site.
 rule correct_illumination:
     input:
         images=get_site_files,

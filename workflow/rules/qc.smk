@@ -30,6 +30,9 @@ rule collect_plate_qc:
         reacquire="results/qc/{plate}/reacquire.csv",
     log:
         "logs/collect_plate_qc/{plate}.log",
+    params:
+        qc_plate=config["qc_plate"],
+        channels=CHANNELS,
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 1000 * attempt,

@@ -1,0 +1,15 @@
+"""Snakemake entry script of rule report_qc: one HTML QC report for every plate."""
+
+from plateflow.logs import logged_step
+from plateflow.report import write_qc_report
+
+with logged_step(snakemake.log[0], "report_qc"):  # noqa: F821
+    plates = [
+        {**plate, "qc_table": table, "flatfield": flatfield}
+        for plate, table, flatfield in zip(
+            snakemake.params.plates,  # noqa: F821
+            snakemake.input.tables,  # noqa: F821
+            snakemake.input.flatfields,  # noqa: F821
+        )
+    ]
+    write_qc_report(plates=plates, output=snakemake.output[0])  # noqa: F821
