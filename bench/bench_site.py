@@ -73,15 +73,16 @@ def bench(files: dict[str, str], work: Path, config: dict, title: str) -> None:
     _timed("measure_site_qc", lambda: steps.measure_site_qc(
         files=files, channels=CHANNELS, params={**config["qc"], **QC}, bit_depth=None,
         output=qc_path, **key), rows)
-    steps.gate_plate_qc(qc_tables=[qc_path], plate="P", out_sites=gate / "sites.parquet",
-                        out_passed=gate / "passed.json", out_reacquire=gate / "re.csv")
+    steps.collect_plate_qc(qc_tables=[qc_path], plate="P", channels=CHANNELS,
+                           params=config["qc_plate"], out_sites=gate / "sites.parquet",
+                           out_reacquire=gate / "re.csv")
     _timed("estimate_illumination (1 site)", lambda: steps.estimate_plate_illumination(
         channels=CHANNELS, plate="P", qc_sites_table=gate / "sites.parquet",
         params=config["illumination"], out_image=work / "ff.tiff",
         out_table=work / "ff.parquet"), rows)
     _timed("correct_illumination", lambda: steps.correct_site_illumination(
-        files=files, channels=CHANNELS, flatfield=work / "ff.tiff", params={}, bit_depth=None,
-        output=work / "pre.tiff", **key), rows)
+        files=files, channels=CHANNELS, flatfield=work / "ff.tiff", qc_table=qc_path,
+        params={}, bit_depth=None, output=work / "pre.tiff", **key), rows)
     seg = {**config["segmentation"], "cells_channel": "AGP"}
     _timed("segment_site", lambda: steps.segment_site(
         preprocessed=work / "pre.tiff", params=seg, output=work / "labels.tiff"), rows)
