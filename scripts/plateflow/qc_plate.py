@@ -16,11 +16,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from plateflow.aggregate import MAD_SCALE
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_PARAMS", "plate_relative_flags"]
-
-MAD_SCALE = 1.4826
 
 #: metric -> which side is bad: "low" (e.g. focus), "high", or "both"
 DIRECTIONS = {"FocusScore": "low", "ForegroundFraction": "low", "Intensity_P50": "both",
