@@ -59,41 +59,44 @@ def dry_run(work: Path) -> tuple[float, float, dict[str, int]]:
 def slurm_submissions(counts: dict[str, int], plates: int) -> int:
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     groups, sizes = profile["groups"], profile["group-components"]
-    sites = counts.get("measure_site_qc", 0)
     total = 0
     grouped_rules = set(groups)
     for group, size in sizes.items():
         members = [r for r, g in groups.items() if g == group]
-        # one connected component per site (qc, site chain) or per well (wells)
+        # one connected component per batch (qc, prep, the segment+features chain, wells)
         components = counts.get(members[0], 0)
         total += plates * math.ceil(components / plates / size)
     local = {"all", "write_image_sheet"}
     total += sum(n for rule, n in counts.items()
                  if rule not in grouped_rules and rule not in local and rule != "total")
-    assert sites
     return total
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--plates", type=int, nargs="+", default=[1, 10])
+    parser.add_argument("--wells-per-job", type=int, nargs="+", default=[4],
+                        help="config batching.wells_per_job values to compare")
     args = parser.parse_args()
-    print(f"{'plates':>6} {'sites':>7} {'jobs':>8} {'dry-run s':>10} {'peak MB':>8} "
-          f"{'sbatch (grouped)':>17} {'sbatch (ungrouped)':>19}")
+    print(f"{'plates':>6} {'sites':>7} {'wells/job':>9} {'jobs':>7} {'dry-run s':>10} "
+          f"{'peak MB':>8} {'sbatch (grouped)':>17} {'sbatch (ungrouped)':>19}")
     for n in args.plates:
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-            config["channels"] = CHANNELS
-            config["plates"] = {f"P{i:02d}": make_plate(work / "plates", f"P{i:02d}")
-                                for i in range(1, n + 1)}
-            (work / "config").mkdir()
-            (work / "config/config.yaml").write_text(yaml.safe_dump(config))
-            wall, peak, counts = dry_run(work)
-            jobs = counts.get("total", sum(counts.values()))
-            ungrouped = jobs - counts.get("all", 0) - counts.get("write_image_sheet", 0)
-            print(f"{n:6d} {counts.get('measure_site_qc', 0):7d} {jobs:8d} {wall:10.1f} "
-                  f"{peak:8.0f} {slurm_submissions(counts, n):17d} {ungrouped:19d}")
+        for wells_per_job in args.wells_per_job:
+            with tempfile.TemporaryDirectory() as tmp:
+                work = Path(tmp)
+                config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+                config["channels"] = CHANNELS
+                config["batching"] = {"wells_per_job": wells_per_job}
+                config["plates"] = {f"P{i:02d}": make_plate(work / "plates", f"P{i:02d}")
+                                    for i in range(1, n + 1)}
+                (work / "config").mkdir()
+                (work / "config/config.yaml").write_text(yaml.safe_dump(config))
+                wall, peak, counts = dry_run(work)
+                jobs = counts.get("total", sum(counts.values()))
+                ungrouped = jobs - counts.get("all", 0) - counts.get("write_image_sheet", 0)
+                print(f"{n:6d} {n * len(WELLS) * len(SITES):7d} {wells_per_job:9d} {jobs:7d} "
+                      f"{wall:10.1f} {peak:8.0f} {slurm_submissions(counts, n):17d} "
+                      f"{ungrouped:19d}", flush=True)
 
 
 if __name__ == "__main__":

@@ -68,11 +68,11 @@ def real_site(root: Path) -> dict[str, str] | None:
 
 def bench(files: dict[str, str], work: Path, config: dict, title: str) -> None:
     rows: list[tuple[str, float, float]] = []
-    key = {"plate": "P", "well": "B02", "site": "1"}
+    sites = {"B02": {"1": files}}  # a batch of one site: the step functions the rules call
     qc_path, gate = work / "qc.parquet", work
-    _timed("measure_site_qc", lambda: steps.measure_site_qc(
-        files=files, channels=CHANNELS, params={**config["qc"], **QC}, bit_depth=None,
-        output=qc_path, **key), rows)
+    _timed("measure_qc", lambda: steps.measure_qc(
+        sites=sites, channels=CHANNELS, plate="P", params={**config["qc"], **QC},
+        bit_depth=None, output=qc_path), rows)
     steps.collect_plate_qc(qc_tables=[qc_path], plate="P", channels=CHANNELS,
                            params=config["qc_plate"], out_sites=gate / "sites.parquet",
                            out_reacquire=gate / "re.csv")
@@ -80,17 +80,17 @@ def bench(files: dict[str, str], work: Path, config: dict, title: str) -> None:
         channels=CHANNELS, plate="P", qc_sites_table=gate / "sites.parquet",
         params=config["illumination"], out_image=work / "ff.tiff",
         out_table=work / "ff.parquet"), rows)
-    _timed("correct_illumination", lambda: steps.correct_site_illumination(
-        files=files, channels=CHANNELS, flatfield=work / "ff.tiff", qc_table=qc_path,
-        params={}, bit_depth=None, output=work / "pre.tiff", **key), rows)
+    _timed("correct_illumination", lambda: steps.correct_illumination(
+        sites=sites, channels=CHANNELS, plate="P", flatfield=work / "ff.tiff",
+        qc_table=qc_path, params={}, bit_depth=None, out_dir=work / "pre"), rows)
     seg = {**config["segmentation"], "cells_channel": "AGP"}
-    _timed("segment_site", lambda: steps.segment_site(
-        preprocessed=work / "pre.tiff", params=seg, output=work / "labels.tiff"), rows)
-    table = {}
-    _timed("extract_features", lambda: table.setdefault("t", steps.extract_site_features(
-        preprocessed=work / "pre.tiff", labels=work / "labels.tiff", params={},
-        output=work / "features.parquet")), rows)
-    print(f"\n{title}: {len(table['t'])} cells")
+    _timed("segment", lambda: steps.segment(
+        sites=sites, preprocessed_dir=work / "pre", params=seg, out_dir=work / "labels"), rows)
+    cells = {}
+    _timed("extract_features", lambda: cells.setdefault("n", steps.extract_features(
+        sites=sites, preprocessed_dir=work / "pre", labels_dir=work / "labels", params={},
+        out_dir=work / "features")), rows)
+    print(f"\n{title}: {cells['n']} cells")
     print(f"{'step':34s} {'core-s':>8s} {'wall-s':>8s}")
     for label, cpu, wall in rows:
         print(f"{label:34s} {cpu:8.2f} {wall:8.2f}")

@@ -1,12 +1,13 @@
-"""Snakemake entry script of rule extract_features: per-cell features of one site."""
+"""Snakemake entry script of rule extract_features: per-cell features of a batch's sites."""
 
 from plateflow.logs import logged_step
-from plateflow.steps import extract_site_features
+from plateflow.steps import extract_features
 
 with logged_step(snakemake.log[0], "extract_features"):  # noqa: F821
-    extract_site_features(
-        preprocessed=snakemake.input.image,  # noqa: F821
-        labels=snakemake.input.labels,  # noqa: F821
+    extract_features(
+        sites=snakemake.params.sites,  # noqa: F821
+        preprocessed_dir=snakemake.input.images,  # noqa: F821
+        labels_dir=snakemake.input.labels,  # noqa: F821
         params=snakemake.params.features,  # noqa: F821
-        output=snakemake.output.table,  # noqa: F821
+        out_dir=snakemake.output.tables,  # noqa: F821
     )

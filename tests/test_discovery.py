@@ -5,7 +5,14 @@ import pandas as pd
 import pytest
 import tifffile
 
-from plateflow.discovery import DiscoveryError, discover_plate, load_experiment, read_platemap
+from plateflow.discovery import (
+    DiscoveryError,
+    discover_plate,
+    load_experiment,
+    read_platemap,
+    well_batch,
+)
+from plateflow.steps import sites_from_files
 
 CHANNELS = {1: "DNA", 2: "ER", 3: "Mito"}
 
@@ -38,6 +45,49 @@ def test_discovers_sites_in_order_with_channel_names(tmp_path):
     assert sheet.platemap_row("B10") == {"Metadata_Well": "B10", "Metadata_Role": "negative_control",
                                          "Metadata_dose_uM": 0}
     assert sheet.platemap_row("B02")["Metadata_Role"] == "treatment"
+
+
+def test_well_batches_are_fixed_blocks_of_a_plate_row():
+    assert well_batch("A01", 4) == "A01-A04"
+    assert well_batch("A04", 4) == "A01-A04"
+    assert well_batch("A05", 4) == "A05-A08"
+    assert well_batch("P24", 6) == "P19-P24"
+    assert well_batch("AF48", 8) == "AF41-AF48"  # 1536-well plates
+    assert well_batch("B07", 1) == "B07"
+    with pytest.raises(ValueError, match="at least 1"):
+        well_batch("A01", 0)
+    with pytest.raises(ValueError, match="row letter"):
+        well_batch("r01c01", 4)
+
+
+def test_plate_batches_group_sites_and_do_not_move_when_wells_are_added(tmp_path):
+    config = _plate(tmp_path, wells=("B02", "B03", "B05", "C01"), sites=(1, 2))
+    sheet = discover_plate("P1", config, channel_map=CHANNELS, base_dir=tmp_path)
+    batches = sheet.batches(4)
+    assert {k: [(s.well, s.site) for s in v] for k, v in batches.items()} == {
+        "B01-B04": [("B02", "1"), ("B02", "2"), ("B03", "1"), ("B03", "2")],
+        "B05-B08": [("B05", "1"), ("B05", "2")],
+        "C01-C04": [("C01", "1"), ("C01", "2")],
+    }
+    assert list(sheet.batches(1)) == ["B02", "B03", "B05", "C01"]
+    # A well added later joins its own block; the other batches keep their sites.
+    (tmp_path / "more").mkdir()
+    more = _plate(tmp_path / "more", wells=("B02", "B03", "B04", "B05", "C01"), sites=(1, 2))
+    bigger = discover_plate("P1", more, channel_map=CHANNELS, base_dir=tmp_path / "more")
+    grown = bigger.batches(4)
+    assert [(s.well, s.site) for s in grown["B01-B04"]][-2:] == [("B04", "1"), ("B04", "2")]
+    for name in ("B05-B08", "C01-C04"):
+        assert [(s.well, s.site) for s in grown[name]] == [(s.well, s.site) for s in batches[name]]
+
+
+def test_sites_from_files_rebuilds_a_batch_from_a_rule_input():
+    nested = sites_from_files(["B02/1", "B02/2", "B03/1"],
+                              [f"f{i}.tif" for i in range(6)], ["DNA", "ER"])
+    assert nested == {"B02": {"1": {"DNA": "f0.tif", "ER": "f1.tif"},
+                              "2": {"DNA": "f2.tif", "ER": "f3.tif"}},
+                      "B03": {"1": {"DNA": "f4.tif", "ER": "f5.tif"}}}
+    with pytest.raises(ValueError, match="5 raw files for 3 sites"):
+        sites_from_files(["B02/1", "B02/2", "B03/1"], ["f"] * 5, ["DNA", "ER"])
 
 
 def test_missing_channel_names_plate_well_site_and_file(tmp_path):

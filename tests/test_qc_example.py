@@ -8,7 +8,7 @@ import pytest
 
 from plateflow import qc, qc_plate
 from plateflow.discovery import discover_plate
-from plateflow.steps import collect_plate_qc, measure_site_qc
+from plateflow.steps import collect_plate_qc, measure_qc
 from plateflow.synthetic import make_example_plate
 
 EXPECTED = {  # defect -> (status, a word of the reason)
@@ -27,11 +27,13 @@ def plate_qc(tmp_path_factory):
                                         "platemap": "platemap.csv"},
                            channel_map={1: "DNA", 2: "ER", 3: "Mito"}, base_dir=root)
     tables = []
-    for site in sheet.sites:
-        path = root / "qc" / f"{site.well}_{site.site}.parquet"
-        measure_site_qc(files=site.files, channels=sheet.channels, plate="EXAMPLE1",
-                        well=site.well, site=site.site, params=qc.DEFAULT_PARAMS,
-                        bit_depth=None, output=path)
+    for batch, sites in sheet.batches(4).items():  # as the workflow runs it: 4 wells a job
+        nested = {}
+        for site in sites:
+            nested.setdefault(site.well, {})[site.site] = site.files
+        path = root / "qc" / f"{batch}.parquet"
+        measure_qc(sites=nested, channels=sheet.channels, plate="EXAMPLE1",
+                   params=qc.DEFAULT_PARAMS, bit_depth=None, output=path)
         tables.append(path)
     table = collect_plate_qc(qc_tables=tables, plate="EXAMPLE1", channels=sheet.channels,
                              params=qc_plate.DEFAULT_PARAMS, out_sites=root / "sites.parquet",

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from plateflow.discovery import well_batch
 from plateflow.illumination import corner_to_centre_ratio
 from plateflow.imageio import read_stack
 from plateflow.provenance import PROVENANCE_COLUMNS, read_table
@@ -57,8 +58,9 @@ def test_transfluor_plate_end_to_end(real_data, tmp_path):
     assert set(PROVENANCE_COLUMNS) <= set(plate.columns)
     assert "Cells_Intensity_MeanIntensity_GFP" in plate.columns
     # The flat-field takes the vignetting out: corner/centre of the plate's mean image.
-    corrected_mean = sum(read_stack(results / "preprocessed" / "AS_09047" / w / f"s{s}.tiff")[0][0]
-                   for w in wells for s in "012") / 72
+    preprocessed = results / "preprocessed" / "AS_09047"
+    corrected_mean = sum(read_stack(preprocessed / well_batch(w, 4) / w / f"s{s}.tiff")[0][0]
+                         for w in wells for s in "012") / 72
     assert abs(corner_to_centre_ratio(corrected_mean) - 1.0) < 0.10
     field, meta = read_stack(results / "illumination" / "AS_09047" / "flatfield.tiff")
     assert meta["channels"] == ["GFP"] and corner_to_centre_ratio(field[0]) < 0.8
@@ -77,7 +79,7 @@ def test_jump_cell_painting_field_end_to_end(real_data, tmp_path):
     results = tmp_path / "results"
     qc = read_table(results / "qc" / "BR00117006" / "sites.parquet")
     assert qc["QC_Status"].tolist() == ["pass"]
-    cells = read_table(results / "features" / "BR00117006" / "A01" / "s1.parquet")
+    cells = read_table(results / "features" / "BR00117006" / "A01-A04" / "A01" / "s1.parquet")
     assert 50 <= len(cells) <= 1000
     assert (cells["Cells_AreaShape_Area"] >= cells["Nuclei_AreaShape_Area"]).all()
     for channel in ("AGP", "RNA", "DNA"):

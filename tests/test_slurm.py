@@ -39,8 +39,9 @@ CI_OVERRIDE = [
     "--slurm-init-seconds-before-status-checks", "2",
     "--seconds-between-status-checks", "2",
     "--slurm-keep-successful-logs",
-    "--default-resources", "slurm_partition=debug", "mem_mb=1000", "runtime=30", "gpu=0",
-    "--set-resources", "segment_site:slurm_partition=debug-gpu",
+    "--default-resources", "slurm_partition=debug", "mem_mb=1000", "disk_mb=1000", "runtime=30",
+    "gpu=0",
+    "--set-resources", "segment:slurm_partition=debug-gpu",
     "extract_features:slurm_partition=debug-gpu",
 ]
 
@@ -81,6 +82,7 @@ def _make_workdir(root: Path, generated: Path, name: str, *, gpu: bool) -> Path:
     config["plates"] = {"EXAMPLE1": {"folder": "plates/EXAMPLE1", "naming": "metaxpress",
                                      "platemap": "plates/map.csv"}}
     config["segmentation"]["gpu"] = gpu
+    config["batching"] = {"wells_per_job": 1}  # 4 per-image batches, so the grouping shows
     (work / "config").mkdir()
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return work
@@ -130,15 +132,16 @@ def test_example_plate_on_slurm_matches_the_local_run(slurm, generated, tmp_path
     sbatch_calls = re.findall(r"sbatch call: (.+)", log)
     assert len(submitted) == len(sbatch_calls) >= 6
     assert len(list((cluster / ".snakemake" / "slurm_logs").rglob("*.log"))) >= len(submitted)
-    # Per-image jobs are grouped: 12 sites x 4 per-site rules would be 48 submissions alone.
+    # Batch jobs are grouped: 4 batches x 4 per-image rules + 4 well jobs would be 20
+    # submissions alone; grouped, all 9 rules take 10 (segment + features: 2 GPU jobs).
     assert len(submitted) <= 12
     # The segmentation jobs asked for a GPU, on the GPU partition; nothing else did.
     gpu_calls = [c for c in sbatch_calls if "--gpus=1" in c]
     assert gpu_calls, sbatch_calls
     for call in gpu_calls:
-        assert "-p debug-gpu" in call and "segment_site" in call, call
-    segment_calls = [c for c in sbatch_calls if "--target-jobs 'segment_site" in c
-                     or "segment_site:" in c]
+        assert "-p debug-gpu" in call and "segment" in call, call
+    segment_calls = [c for c in sbatch_calls if "'segment:" in c]
+    assert segment_calls, sbatch_calls
     assert set(segment_calls) <= set(gpu_calls)
     assert len(gpu_calls) < len(sbatch_calls)
 
@@ -168,8 +171,8 @@ def test_a_cancelled_job_is_retried_and_the_run_completes(slurm, generated, tmp_
     process = subprocess.Popen(_command(work, "slurm", *CI_OVERRIDE), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     try:
-        job = _running_job("site")
-        assert job is not None, "no per-site group job was seen running"
+        job = _running_job("rule_segment")
+        assert job is not None, "no segmentation group job was seen running"
         subprocess.run(["scancel", job], check=True)
         output, _ = process.communicate(timeout=1500)
     finally:

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from plateflow.discovery import well_batch
 from plateflow.imageio import read_stack
 from plateflow.provenance import PROVENANCE_COLUMNS, read_file_metadata, read_table
 from plateflow.synthetic import make_example_plate
@@ -26,6 +27,13 @@ pytestmark = pytest.mark.workflow
 REPO = Path(__file__).resolve().parents[1]
 WELLS = ("B02", "B03", "B04", "B06", "B09")  # 2 negative, positive, out-of-focus s2, corrupt s2
 SITES = ("1", "2", "3")
+WELLS_PER_JOB = 2  # batches B01-B02 (B02), B03-B04 (B03, B04), B05-B06 (B06), B09-B10 (B09)
+
+
+def site_file(work: Path, stage: str, well: str, site: str, suffix: str) -> Path:
+    """Where a per-site output lives: inside its batch's folder."""
+    return (work / "results" / stage / "EXAMPLE1" / well_batch(well, WELLS_PER_JOB) / well /
+            f"s{site}{suffix}")
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -73,15 +81,17 @@ def workdir(tmp_path_factory, generated) -> Path:
         "EXAMPLE1": {"folder": "plates/EXAMPLE1", "naming": "metaxpress",
                      "platemap": "plates/EXAMPLE1.csv"},
     }
+    config["batching"] = {"wells_per_job": WELLS_PER_JOB}
     (work / "config").mkdir()
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return work
 
 
 def outputs(work: Path) -> dict[str, float]:
-    """Modification time of every file under results/."""
+    """Modification time of every file under results/ (not Snakemake's own folder markers)."""
     return {str(p.relative_to(work)): p.stat().st_mtime_ns
-            for p in (work / "results").rglob("*") if p.is_file()}
+            for p in (work / "results").rglob("*")
+            if p.is_file() and p.name != ".snakemake_timestamp"}
 
 
 def changed(before: dict, after: dict) -> set[str]:
@@ -109,9 +119,14 @@ def test_first_run_writes_every_table_with_provenance(workdir, first_run):
         meta = read_file_metadata(path)
         assert isinstance(meta["params"], dict)
         steps.add(meta["step"])
-    assert steps == {"measure_site_qc", "collect_plate_qc", "estimate_illumination",
-                     "extract_features", "aggregate_well", "normalize_plate", "merge_experiment"}
-    cells = read_table(results / "features" / "EXAMPLE1" / "B02" / "s1.parquet")
+    assert steps == {"measure_qc", "collect_plate_qc", "estimate_illumination",
+                     "extract_features", "aggregate_wells", "normalize_plate", "merge_experiment"}
+    # One job per batch of neighbouring wells, one output per site inside the batch's folder.
+    assert sorted(p.name for p in (results / "features" / "EXAMPLE1").iterdir()) == [
+        "B01-B02", "B03-B04", "B05-B06", "B09-B10"]
+    assert sorted(p.name for p in (results / "qc" / "EXAMPLE1" / "batches").iterdir()) == [
+        "B01-B02.parquet", "B03-B04.parquet", "B05-B06.parquet", "B09-B10.parquet"]
+    cells = read_table(site_file(workdir, "features", "B02", "1", ".parquet"))
     assert {"Nuclei_AreaShape_Area", "Cells_Intensity_MeanIntensity_DNA",
             "Cytoplasm_Intensity_MeanIntensity_Mito"} <= set(cells.columns)
     assert set(cells["Metadata_Provenance_SegmentationMethod"]) == {"classical"}
@@ -128,10 +143,10 @@ def test_planted_defects_are_flagged_and_clean_sites_pass(workdir, first_run):
     assert set(zip(reacquire["well"], reacquire["site"].astype(str))) == {("B06", "2"), ("B09", "2")}
     assert reacquire.loc[reacquire["well"] == "B09", "reason"].str.contains("_w2.tif").all()
     # Failed sites never reach segmentation, and the well tables say what was left out.
-    labels, meta = read_stack(workdir / "results" / "segmentation" / "EXAMPLE1" / "B09" / "s2.tiff")
+    labels, meta = read_stack(site_file(workdir, "segmentation", "B09", "2", ".tiff"))
     assert labels.shape == (3, 1, 1) and "QC unreadable" in meta["skipped"]
     assert meta["segmentation"]["method"] is None
-    assert len(read_table(workdir / "results" / "features" / "EXAMPLE1" / "B09" / "s2.parquet")) == 0
+    assert len(read_table(site_file(workdir, "features", "B09", "2", ".parquet"))) == 0
     wells = read_table(workdir / "results" / "plates" / "EXAMPLE1" / "profiles.parquet")
     b09 = wells.set_index("Metadata_Well").loc["B09"]
     assert (b09["Metadata_Sites_Used"], b09["Metadata_Sites_Excluded"]) == (2, 1)
@@ -152,8 +167,7 @@ def test_nuclei_counts_within_ten_percent_of_truth(workdir, generated, first_run
     for row in truth[truth["well"].isin(WELLS) & truth["site"].isin(SITES)].itertuples():
         if row.defect != "none":
             continue
-        table = read_table(workdir / "results" / "features" / "EXAMPLE1" / row.well /
-                           f"s{row.site}.parquet")
+        table = read_table(site_file(workdir, "features", row.well, row.site, ".parquet"))
         assert abs(len(table) - row.n_nuclei) <= 0.10 * row.n_nuclei, (row.well, row.site)
         checked += 1
     assert checked == 13
@@ -191,23 +205,31 @@ def test_segmentation_change_reruns_only_downstream(workdir, first_run):
     assert len([p for p in redone if p.startswith("results/segmentation/")]) == len(WELLS) * 3
 
 
-def test_adding_one_site_runs_only_its_jobs_and_gathers(workdir, generated):
+def test_adding_one_site_runs_only_its_batch_and_gathers(workdir, generated):
     before = outputs(workdir)
     _copy_site(generated / "images", workdir / "plates" / "EXAMPLE1", "EXAMPLE1", "EXAMPLE1",
                "B02", "4")
     snakemake(workdir)
-    redone = changed(before, outputs(workdir))
-    per_site = {p for p in redone if p.split("/")[1] in
-                ("qc", "preprocessed", "segmentation", "features") and "/B" in p}
-    assert per_site == {
-        "results/qc/EXAMPLE1/B02/s4.parquet",
-        "results/preprocessed/EXAMPLE1/B02/s4.tiff",
-        "results/segmentation/EXAMPLE1/B02/s4.tiff",
-        "results/features/EXAMPLE1/B02/s4.parquet",
+    after = outputs(workdir)
+    redone = changed(before, after)
+    per_image = {p for p in redone if p.split("/")[1] in
+                 ("qc", "preprocessed", "segmentation", "features") and "/B" in p}
+    # Only batch B01-B02 (well B02: its 3 old sites and the new one) is redone.
+    assert per_image == {
+        "results/qc/EXAMPLE1/batches/B01-B02.parquet",
+        *(f"results/{stage}/EXAMPLE1/B01-B02/B02/s{site}{suffix}"
+          for stage, suffix in (("preprocessed", ".tiff"), ("segmentation", ".tiff"),
+                                ("features", ".parquet"))
+          for site in ("1", "2", "3", "4")),
     }
     assert {p for p in redone if p.startswith("results/wells/")} == {
-        "results/wells/EXAMPLE1/B02.parquet"}
+        "results/wells/EXAMPLE1/B01-B02.parquet"}
     assert "results/experiment/profiles_normalized.parquet" in redone
+    # The other batches' per-image outputs are untouched (B03 and B04 share a batch).
+    assert any("/B03-B04/B03/" in p for p in after)
+    assert not [p for p in redone if "/B03-B04" in p or "/B05-B06" in p or "/B09-B10" in p]
+    wells = read_table(workdir / "results" / "plates" / "EXAMPLE1" / "profiles.parquet")
+    assert wells.set_index("Metadata_Well").loc["B02", "Metadata_Sites_Used"] == 4
 
 
 def test_adding_one_plate_runs_only_its_jobs_and_the_experiment(workdir, generated):

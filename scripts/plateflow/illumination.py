@@ -3,16 +3,30 @@
 Microscope illumination and optics are uneven: the centre of each field is brighter than the
 corners (vignetting), in the same way on every site of a plate. :func:`estimate_flatfield`
 recovers that pattern for one channel from many sites of the plate: every site is
-block-averaged to a small working size, a robust per-pixel statistic across sites (the median by
-default) cancels the cells (which sit at different places on each site), the result is smoothed
-heavily, brought back to full size and normalised to mean 1. :func:`correct_site` divides each
-channel by its flat-field and scales to [0, 1] by the image type's maximum (no per-image
-stretch, so intensities stay comparable across sites and plates).
+block-averaged to a small working size, a per-pixel statistic across sites cancels the cells
+(which sit at different places on each site), the result is smoothed heavily, brought back to
+full size and normalised to mean 1. :func:`correct_site` divides each channel by its flat-field
+and scales to [0, 1] by the image type's maximum (no per-image stretch, so intensities stay
+comparable across sites and plates).
+
+The default statistic, ``background``, is a low quantile across sites (10 % by default): at
+each pixel it is the level of the sites that have no cell there, i.e. the vignetted
+background. It needs only that each pixel is free of cells on that fraction of the sites, so it
+works for dense stains as well as sparse ones. The ``median`` is the background only where
+cells cover less than half of the sites at every pixel (sparse stains such as a nuclear
+stain); for a dense stain (cytoplasm, ER) it jumps between cell and background from pixel to
+pixel. On the synthetic example plate (36 clean sites of 256 px) the correlation of the
+flat-field with the true vignetting is 0.99-1.00 in every channel with ``background``, but 0.26
+for the ER channel with the ``median`` and 0.87 for the DNA channel with the ``mean``.
 
 The flat-field is estimated from the raw images, camera offset included, as CellProfiler's
-``CorrectIlluminationCalculate`` does: it makes the typical raw image flat. Where the camera
-offset is large compared with the background, the vignetting of the cell signal is slightly
-under-corrected (a dark-field term, as in BaSiC, would fix this).
+``CorrectIlluminationCalculate`` does: it makes the typical raw background flat, which is
+what dividing raw images by it needs. The offset is not vignetted, so where it is large
+compared with the background the flat-field is shallower than the optical vignetting (on the
+synthetic plate, offset 100 ADU over a background of 40-60 ADU: corner/centre 0.86-0.89 against
+0.59-0.65) and the cell signal in the corners stays under-corrected by that ratio; the shape
+(and so the correlation with the vignetting) is unaffected. Removing it needs a dark-field term
+subtracted before the division (as in BaSiC), which :func:`correct_site` does not do.
 
 Memory stays bounded whatever the number of sites: at most ``max_sites`` images of at most
 ``working_size`` pixels per side are kept (about 50 MB with the defaults).
@@ -31,8 +45,11 @@ logger = logging.getLogger(__name__)
 
 #: Default flat-field parameters (the config JSON schema fills the same defaults).
 DEFAULT_PARAMS: dict = {
-    # per-pixel statistic across sites: "median" (robust to cells), "mean", or "trimmed_mean"
-    "method": "median",
+    # per-pixel statistic across sites: "background" (a low quantile: the level where no cell
+    # sits), "median" (sparse stains only), "mean", or "trimmed_mean"
+    "method": "background",
+    # for "background": the quantile across sites, per pixel (0.1 = the 10th percentile)
+    "background_quantile": 0.1,
     # for "trimmed_mean": fraction of the sites dropped at each end, per pixel
     "trim_fraction": 0.1,
     # each site is block-averaged to at most this many pixels on its long side
@@ -45,7 +62,7 @@ DEFAULT_PARAMS: dict = {
     "floor": 0.05,
 }
 
-_METHODS = ("median", "mean", "trimmed_mean")
+_METHODS = ("background", "median", "mean", "trimmed_mean")
 
 
 def _block_mean(image: np.ndarray, f: int) -> np.ndarray:
@@ -101,8 +118,12 @@ def _select(images: Iterable[np.ndarray], max_sites: int, f_of) -> list[np.ndarr
     return kept
 
 
-def _stack_statistic(stack: np.ndarray, method: str, trim_fraction: float) -> np.ndarray:
+def _stack_statistic(
+    stack: np.ndarray, method: str, *, trim_fraction: float, quantile: float
+) -> np.ndarray:
     """Per-pixel statistic over axis 0 of an (N, y, x) stack."""
+    if method == "background":
+        return np.quantile(stack, quantile, axis=0)
     if method == "median":
         return np.median(stack, axis=0)
     if method == "mean":
@@ -140,8 +161,8 @@ def estimate_flatfield(images: Iterable[np.ndarray], *, params: dict) -> np.ndar
         Raw images of ONE channel from the plate's QC-passed sites, all the same shape. May be
         a generator; at most ``params["max_sites"]`` (downsampled) images are held in memory.
     params : dict
-        See :data:`DEFAULT_PARAMS`: ``method``, ``trim_fraction``, ``working_size``,
-        ``max_sites``, ``smoothing_sigma_fraction``, ``floor``.
+        See :data:`DEFAULT_PARAMS`: ``method``, ``background_quantile``, ``trim_fraction``,
+        ``working_size``, ``max_sites``, ``smoothing_sigma_fraction``, ``floor``.
 
     Returns
     -------
@@ -164,6 +185,9 @@ def estimate_flatfield(images: Iterable[np.ndarray], *, params: dict) -> np.ndar
     max_sites = int(params["max_sites"])
     if working_size < 8 or max_sites < 1:
         raise ValueError("Flat-field working_size must be >= 8 px and max_sites >= 1")
+    quantile = float(params["background_quantile"])
+    if not 0.0 <= quantile <= 1.0:
+        raise ValueError(f"Flat-field background_quantile must be in [0, 1], got {quantile}")
     state: dict = {}
 
     def downsample(image) -> np.ndarray:
@@ -190,7 +214,9 @@ def estimate_flatfield(images: Iterable[np.ndarray], *, params: dict) -> np.ndar
     stack = np.stack(kept)
     n_used = stack.shape[0]
     del kept
-    stat = _stack_statistic(stack, method, float(params["trim_fraction"]))
+    stat = _stack_statistic(
+        stack, method, trim_fraction=float(params["trim_fraction"]), quantile=quantile
+    )
     del stack
     sigma = float(params["smoothing_sigma_fraction"]) * max(stat.shape)
     smooth = _smooth(stat.astype(np.float32), sigma)

@@ -167,9 +167,9 @@ def write_table(
     pq.write_table(arrow, path)
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a Parquet table written by :func:`write_table`."""
-    return pq.read_table(path).to_pandas()
+def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a Parquet table written by :func:`write_table` (optionally only some columns)."""
+    return pq.read_table(path, columns=columns).to_pandas()
 
 
 def read_file_metadata(path: str | Path) -> dict:

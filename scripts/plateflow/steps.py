@@ -51,8 +51,55 @@ def _without_provenance(table: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns=[c for c in PROVENANCE_COLUMNS if c in table.columns])
 
 
+# ----------------------------------------------------------------------------------- batches --
+# The per-image rules run on batches of sites (neighbouring wells of one plate row, see
+# plateflow.discovery.well_batch): one job loops over its sites, so a screen is thousands of
+# jobs rather than a hundred thousand, and a model is loaded once per batch. Each site keeps
+# its own output file inside the batch's folder, and every row still names its site.
+
+#: A batch's sites as the rules pass them: well -> site -> channel -> raw file.
+BatchSites = Mapping[str, Mapping[str, Mapping[str, str]]]
+
+
+def batch_site_path(folder: str | Path, well: str, site: str, suffix: str) -> Path:
+    """Where one site's output lives inside its batch's output folder."""
+    return Path(folder) / well / f"s{site}{suffix}"
+
+
+def _iter_sites(sites: BatchSites):
+    for well, well_sites in sites.items():
+        for site, files in well_sites.items():
+            yield well, str(site), files
+
+
+def sites_from_files(
+    site_ids: Sequence[str], files: Sequence[str], channels: Sequence[str]
+) -> dict[str, dict[str, dict[str, str]]]:
+    """Rebuild a batch's well -> site -> channel -> file mapping from its flat file list.
+
+    A rule lists a batch's raw files site by site, in channel order (its input); ``site_ids``
+    names the sites in the same order as ``"well/site"`` strings.
+    """
+    files = [str(f) for f in files]
+    if len(files) != len(site_ids) * len(channels):
+        raise ValueError(f"{len(files)} raw files for {len(site_ids)} sites of "
+                         f"{len(channels)} channels: the batch's file list does not match")
+    nested: dict[str, dict[str, dict[str, str]]] = {}
+    for i, (well, site) in enumerate(_site_ids(site_ids)):
+        chunk = files[i * len(channels) : (i + 1) * len(channels)]
+        nested.setdefault(well, {})[site] = dict(zip(channels, chunk))
+    return nested
+
+
+def _site_ids(sites) -> list[tuple[str, str]]:
+    """(well, site) pairs of a batch, from the nested mapping or from "well/site" strings."""
+    if isinstance(sites, Mapping):
+        return [(w, str(s)) for w, well_sites in sites.items() for s in well_sites]
+    return [tuple(str(item).split("/", 1)) for item in sites]
+
+
 # --------------------------------------------------------------------------------------- QC --
-def measure_site_qc(
+def site_qc_row(
     *,
     files: Mapping[str, str],
     channels: Sequence[str],
@@ -61,10 +108,12 @@ def measure_site_qc(
     site: str,
     params: Mapping,
     bit_depth: int | None,
-    output: str | Path,
 ) -> pd.DataFrame:
-    """QC one site: metrics per channel, a pass/fail/unreadable status and its reasons."""
-    step_params = {"qc": dict(params), "channels": list(channels), "bit_depth": bit_depth}
+    """QC one site: metrics per channel, a pass/fail/unreadable status and its reasons.
+
+    Returns the site's one-row table, with provenance.
+    """
+    step_params = _qc_step_params(params, channels, bit_depth)
     image_sha = sha256_site(files, channels)
     try:
         image = read_site(files, channels)
@@ -92,9 +141,34 @@ def measure_site_qc(
         row[f"Metadata_FileName_{channel}"] = str(files[channel])
     for key, value in metrics.items():
         row[key] = float(value)
-    row = add_provenance(row, step="measure_site_qc", params=step_params, image_sha256=image_sha)
-    write_table(row, output, step="measure_site_qc", params=step_params)
-    return row
+    return add_provenance(row, step="measure_qc", params=step_params, image_sha256=image_sha)
+
+
+def _qc_step_params(params: Mapping, channels: Sequence[str], bit_depth: int | None) -> dict:
+    return {"qc": dict(params), "channels": list(channels), "bit_depth": bit_depth}
+
+
+def measure_qc(
+    *,
+    sites: BatchSites,
+    channels: Sequence[str],
+    plate: str,
+    params: Mapping,
+    bit_depth: int | None,
+    output: str | Path,
+) -> pd.DataFrame:
+    """QC every site of a batch into one table (one row per site)."""
+    rows = [
+        site_qc_row(files=files, channels=channels, plate=plate, well=well, site=site,
+                    params=params, bit_depth=bit_depth)
+        for well, site, files in _iter_sites(sites)
+    ]
+    if not rows:
+        raise ValueError(f"plate {plate}: a QC batch with no sites (nothing to measure)")
+    table = pd.concat(rows, ignore_index=True)
+    step_params = _qc_step_params(params, channels, bit_depth)
+    write_table(table, output, step="measure_qc", params=step_params)
+    return table
 
 
 def collect_plate_qc(
@@ -117,7 +191,7 @@ def collect_plate_qc(
     """
     table = pd.concat([read_table(p) for p in qc_tables], ignore_index=True)
     step_params = {"qc_plate": dict(params), "channels": list(channels)}
-    lineage = {"measure_site_qc": read_file_metadata(qc_tables[0])["lineage"]["measure_site_qc"]}
+    lineage = {"measure_qc": read_file_metadata(qc_tables[0])["lineage"]["measure_qc"]}
     failures = [json.loads(f) if f else [] for f in table["QC_Failures"]]
     statuses = list(table["QC_Status"])
     table["QC_PlateOutlier"] = False
@@ -161,10 +235,24 @@ def _fmt(value) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def site_qc_status(qc_table: str | Path) -> tuple[str, str]:
-    """``(status, reasons)`` of one site's QC table: the gate's decision."""
-    row = read_table(qc_table).iloc[0]
-    return str(row["QC_Status"]), str(row["QC_Reasons"])
+def qc_decisions(
+    qc_table: str | Path, channels: Sequence[str]
+) -> dict[tuple[str, str], tuple[str, str, dict[str, str], str]]:
+    """The QC gate's decisions: ``(well, site) -> (status, reasons, files, image sha256)``.
+
+    ``files`` maps each channel to the raw file that QC measured (and hashed).
+    """
+    names = [f"Metadata_FileName_{c}" for c in channels]
+    table = read_table(qc_table, columns=[*SITE_KEYS, "QC_Status", "QC_Reasons", *names,
+                                          "Metadata_Provenance_ImageSHA256"])
+    return {
+        (str(r["Metadata_Well"]), str(r["Metadata_Site"])): (
+            str(r["QC_Status"]), str(r["QC_Reasons"]),
+            {c: str(r[n]) for c, n in zip(channels, names)},
+            str(r["Metadata_Provenance_ImageSHA256"]),
+        )
+        for r in table.to_dict("records")
+    }
 
 
 # ---------------------------------------------------------------------------- illumination --
@@ -223,69 +311,96 @@ def estimate_plate_illumination(
 
 
 # --------------------------------------------------------------------------- preprocessing --
-def correct_site_illumination(
+def correct_illumination(
     *,
-    files: Mapping[str, str],
+    sites,
     channels: Sequence[str],
     plate: str,
-    well: str,
-    site: str,
     flatfield: str | Path,
     qc_table: str | Path,
     params: Mapping,
     bit_depth: int | None,
-    output: str | Path,
-) -> np.ndarray | None:
-    """Divide a site by its plate's flat-fields and scale to float32 in [0, 1].
+    out_dir: str | Path,
+) -> int:
+    """Divide every site of a batch by its plate's flat-fields and scale to float32 in [0, 1].
 
     This is the QC gate: a site that did not pass QC is not read; its output is an empty
-    placeholder that says why, and segmentation and feature extraction skip it too.
+    placeholder that says why, and segmentation and feature extraction skip it too. The batch's
+    QC table holds each site's decision and raw files (``Metadata_FileName_<channel>``).
+    ``sites`` lists the batch's sites (a well -> site mapping, or ``"well/site"`` strings).
+    Writes ``<out_dir>/<well>/s<site>.tiff`` per site; returns the number of sites corrected.
     """
     step_params = {"preprocess": dict(params), "channels": list(channels), "bit_depth": bit_depth}
-    status, reasons = site_qc_status(qc_table)
-    if status != QC_PASS:
-        logger.warning("plate %s, well %s, site %s: skipped, QC %s: %s", plate, well, site,
-                       status, reasons)
-        write_stack(output, np.zeros((len(channels), 1, 1), np.float32), metadata={
-            "plate": plate, "well": well, "site": str(site), "channels": list(channels),
-            "image_sha256": sha256_site(files, channels), "skipped": f"QC {status}: {reasons}",
-            "lineage": {"correct_illumination": params_hash(step_params)},
-        })
-        return None
+    decisions = qc_decisions(qc_table, channels)
     fields, field_meta = read_stack(flatfield)
     if list(field_meta.get("channels", channels)) != list(channels):
         raise ValueError(f"plate {plate}: flat-field '{flatfield}' has channels "
                          f"{field_meta.get('channels')}, expected {list(channels)}")
-    image = read_site(files, channels)
-    if image.shape[1:] != fields.shape[1:]:
-        raise ValueError(
-            f"plate {plate}, well {well}, site {site}: image size {image.shape[1:]} differs from "
-            f"the plate's flat-field {fields.shape[1:]} ('{files[channels[0]]}')"
-        )
-    corrected = illumination.correct_site(
-        image, fields, dtype_max=dtype_max(image.dtype, bit_depth=bit_depth)
-    )
     lineage = {
         "estimate_illumination": field_meta.get("params_hash"),
         "correct_illumination": params_hash(step_params),
     }
-    write_stack(output, corrected, metadata={
-        "plate": plate, "well": well, "site": str(site), "channels": list(channels),
-        "image_sha256": sha256_site(files, channels),
-        "flatfield_sha256": sha256_file(flatfield),
-        "lineage": lineage,
-    })
-    return corrected
+    flatfield_sha = sha256_file(flatfield)
+    n_corrected = 0
+    for well, site in _site_ids(sites):
+        if (well, site) not in decisions:
+            raise ValueError(f"plate {plate}, well {well}, site {site}: missing from the QC "
+                             f"table '{qc_table}'")
+        status, reasons, files, image_sha = decisions[(well, site)]
+        output = batch_site_path(out_dir, well, site, ".tiff")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        keep = {"plate": plate, "well": well, "site": site, "channels": list(channels),
+                "image_sha256": image_sha}
+        if status != QC_PASS:
+            logger.warning("plate %s, well %s, site %s: skipped, QC %s: %s", plate, well, site,
+                           status, reasons)
+            write_stack(output, np.zeros((len(channels), 1, 1), np.float32), metadata={
+                **keep, "skipped": f"QC {status}: {reasons}", "lineage": lineage,
+            })
+            continue
+        image = read_site(files, channels)
+        if image.shape[1:] != fields.shape[1:]:
+            raise ValueError(
+                f"plate {plate}, well {well}, site {site}: image size {image.shape[1:]} differs "
+                f"from the plate's flat-field {fields.shape[1:]} ('{files[channels[0]]}')"
+            )
+        corrected = illumination.correct_site(
+            image, fields, dtype_max=dtype_max(image.dtype, bit_depth=bit_depth)
+        )
+        write_stack(output, corrected, metadata={
+            **keep, "flatfield_sha256": flatfield_sha, "lineage": lineage,
+        })
+        n_corrected += 1
+    logger.info("plate %s: %d sites corrected, %d stopped by the QC gate", plate, n_corrected,
+                len(_site_ids(sites)) - n_corrected)
+    return n_corrected
 
 
 # ---------------------------------------------------------------------------- segmentation --
-def segment_site(*, preprocessed: str | Path, params: Mapping, output: str | Path):
-    """Segment nuclei, cells and cytoplasm; write them as one 3-page label stack.
+def segment(
+    *, sites, preprocessed_dir: str | Path, params: Mapping, out_dir: str | Path
+) -> int:
+    """Segment nuclei, cells and cytoplasm of every site of a batch.
 
-    Sites the QC gate stopped are not segmented (no model is loaded for them).
+    ``sites`` lists the batch's sites (a well -> site mapping, or ``"well/site"`` strings).
+    Each site gets one 3-page label stack ``<out_dir>/<well>/s<site>.tiff``. Sites the QC gate
+    stopped are passed on as placeholders, not segmented. Returns the number segmented.
     """
+    n_segmented = 0
+    for well, site in _site_ids(sites):
+        output = batch_site_path(out_dir, well, site, ".tiff")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        n_segmented += segment_site(
+            preprocessed=batch_site_path(preprocessed_dir, well, site, ".tiff"),
+            params=params, output=output,
+        ) is not None
+    return n_segmented
+
+
+def segment_site(*, preprocessed: str | Path, params: Mapping, output: str | Path):
+    """Segment one site (see :func:`segment`); returns None for a site the QC gate stopped."""
     image, meta = read_stack(preprocessed)
-    lineage = dict(meta["lineage"], segment_site=params_hash(dict(params)))
+    lineage = dict(meta["lineage"], segment=params_hash(dict(params)))
     keep = {k: meta[k] for k in ("plate", "well", "site", "channels", "image_sha256")}
     if meta.get("skipped"):
         logger.warning("plate %s, well %s, site %s: not segmented, %s", meta["plate"],
@@ -311,10 +426,30 @@ def segment_site(*, preprocessed: str | Path, params: Mapping, output: str | Pat
 
 
 # -------------------------------------------------------------------------------- features --
+def extract_features(
+    *, sites, preprocessed_dir: str | Path, labels_dir: str | Path, params: Mapping,
+    out_dir: str | Path,
+) -> int:
+    """Measure every cell of every site of a batch: ``<out_dir>/<well>/s<site>.parquet``.
+
+    Returns the number of cells measured.
+    """
+    n_cells = 0
+    for well, site in _site_ids(sites):
+        output = batch_site_path(out_dir, well, site, ".parquet")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        n_cells += len(extract_site_features(
+            preprocessed=batch_site_path(preprocessed_dir, well, site, ".tiff"),
+            labels=batch_site_path(labels_dir, well, site, ".tiff"),
+            params=params, output=output,
+        ))
+    return n_cells
+
+
 def extract_site_features(
     *, preprocessed: str | Path, labels: str | Path, params: Mapping, output: str | Path
 ) -> pd.DataFrame:
-    """Measure every cell of a site: one row per cell, CellProfiler-style columns."""
+    """Measure every cell of one site: one row per cell, CellProfiler-style columns."""
     image, _ = read_stack(preprocessed)
     stack, meta = read_stack(labels)
     if meta.get("skipped"):
@@ -342,7 +477,36 @@ def extract_site_features(
 
 
 # ------------------------------------------------------------------------------- gathering --
-def aggregate_well_profile(
+def aggregate_wells(
+    *,
+    sites,
+    features_dir: str | Path,
+    channels: Sequence[str],
+    platemap: Mapping[str, Mapping],
+    plate: str,
+    params: Mapping,
+    output: str | Path,
+) -> pd.DataFrame:
+    """One profile row per well of a batch, from the per-site feature tables of its sites.
+
+    ``platemap`` maps each well of the batch to its platemap row.
+    """
+    by_well: dict[str, list[Path]] = {}
+    for well, site in _site_ids(sites):
+        by_well.setdefault(well, []).append(
+            batch_site_path(features_dir, well, site, ".parquet"))
+    rows = [well_profile(feature_tables=tables, channels=channels, platemap_row=platemap[well],
+                         plate=plate, well=well, params=params)
+            for well, tables in by_well.items()]
+    table = pd.concat(rows, ignore_index=True)
+    step_params = {"aggregate": dict(params),
+                   "platemap": {w: dict(platemap[w]) for w in by_well}}
+    lineage = _lineage_of([t for tables in by_well.values() for t in tables[:1]])
+    write_table(table, output, step="aggregate_wells", params=step_params, lineage=lineage)
+    return table
+
+
+def well_profile(
     *,
     feature_tables: Sequence[str | Path],
     channels: Sequence[str],
@@ -350,7 +514,6 @@ def aggregate_well_profile(
     plate: str,
     well: str,
     params: Mapping,
-    output: str | Path,
 ) -> pd.DataFrame:
     """One well: cell count, per-feature summary over its QC-passed sites, and QC counts.
 
@@ -391,11 +554,9 @@ def aggregate_well_profile(
             "model": first["Metadata_Provenance_Model"].iloc[0],
             "weights_sha256": first["Metadata_Provenance_WeightsSHA256"].iloc[0],
         }
-    table = add_provenance(table, step="aggregate_well", params=step_params,
-                           image_sha256=combine_hashes(hashes), lineage=lineage,
-                           segmentation=segmentation_info)
-    write_table(table, output, step="aggregate_well", params=step_params, lineage=lineage)
-    return table
+    return add_provenance(table, step="aggregate_wells", params=step_params,
+                          image_sha256=combine_hashes(hashes), lineage=lineage,
+                          segmentation=segmentation_info)
 
 
 def _lineage_of(paths: Sequence[str | Path]) -> dict:

@@ -1,13 +1,14 @@
-rule aggregate_well:
+rule aggregate_wells:
     input:
-        features=get_well_feature_tables,
+        features="results/features/{plate}/{batch}",
     output:
-        table="results/wells/{plate}/{well}.parquet",
+        table="results/wells/{plate}/{batch}.parquet",
     log:
-        "logs/aggregate_well/{plate}/{well}.log",
+        "logs/aggregate_wells/{plate}/{batch}.log",
     params:
         aggregate=config["aggregate"],
-        platemap=get_platemap_row,
+        platemap=get_batch_platemap,
+        sites=get_batch_site_ids,
         channels=CHANNELS,
     threads: 1
     resources:
@@ -16,7 +17,7 @@ rule aggregate_well:
     conda:
         "../../envs/aggregate.yaml"
     script:
-        "../../scripts/aggregate_well.py"
+        "../../scripts/aggregate_wells.py"
 
 
 rule normalize_plate:

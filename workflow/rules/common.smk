@@ -1,4 +1,6 @@
 # Validation, discovery, wildcard constraints and input helpers. No rules here.
+import functools
+import math
 import sys
 from pathlib import Path
 
@@ -33,21 +35,60 @@ PLATES = list(EXPERIMENT.plates)
 CHANNELS = EXPERIMENT.channels
 
 
+#: Wells per per-image job: QC, correction, segmentation, features and well profiles run on
+#: batches of neighbouring wells (plateflow.discovery.well_batch).
+WELLS_PER_JOB = config["batching"]["wells_per_job"]
+
+
 wildcard_constraints:
     plate=r"[A-Za-z0-9_.\-]+",
-    well=r"[A-Z]{1,2}\d{2}",
-    site=r"[A-Za-z0-9]+",
+    batch=r"[A-Z]{1,2}\d{2}(-[A-Z]{1,2}\d{2})?",
 
 
-# ------------------------------------------------------------------ per-site helpers --
-def get_site_file_map(wildcards):
-    """Channel name -> raw file of one site."""
-    return EXPERIMENT.site(wildcards.plate, wildcards.well, wildcards.site).files
+# ----------------------------------------------------------------- per-batch helpers --
+# Input functions run once per job when Snakemake plans the DAG (tens of thousands of calls
+# for a screen), so each batch's lists are built once and cached.
+@functools.cache
+def _batch_info(plate, batch):
+    try:
+        sites = EXPERIMENT.plates[plate].batches(WELLS_PER_JOB)[batch]
+    except KeyError:
+        raise WorkflowError(f"plate {plate}: no imaged sites in batch {batch}")
+    files = [f for s in sites for f in s.files.values()]
+    ids = [f"{s.well}/{s.site}" for s in sites]
+    return files, ids
 
 
-def get_site_files(wildcards):
-    """The raw files of one site, in channel order."""
-    return list(get_site_file_map(wildcards).values())
+def get_batch_files(wildcards):
+    """The raw files of every site of a batch: site by site, in channel order."""
+    return _batch_info(wildcards.plate, wildcards.batch)[0]
+
+
+def get_batch_site_ids(wildcards):
+    """The batch's sites as "well/site" strings (the order of get_batch_files)."""
+    return _batch_info(wildcards.plate, wildcards.batch)[1]
+
+
+def get_batch_platemap(wildcards):
+    """well -> platemap row, for the wells of a batch."""
+    sheet = EXPERIMENT.plates[wildcards.plate]
+    wells = dict.fromkeys(s.split("/", 1)[0] for s in get_batch_site_ids(wildcards))
+    return {well: sheet.platemap_row(well) for well in wells}
+
+
+def batch_runtime(fixed, per_site):
+    """SLURM runtime (minutes) of a batch job: grows with its sites and with each retry."""
+
+    def runtime(wildcards, attempt):
+        n_sites = len(_batch_info(wildcards.plate, wildcards.batch)[1])
+        return math.ceil((fixed + per_site * n_sites) * attempt)
+
+    return runtime
+
+
+@functools.cache
+def get_plate_batches(plate):
+    return list(EXPERIMENT.plates[plate].batches(WELLS_PER_JOB))
 
 
 def get_bit_depth(wildcards):
@@ -65,27 +106,15 @@ def get_image_sheet_digest(wildcards):
 
 
 def get_plate_qc_tables(wildcards):
-    """Every site's QC table of a plate."""
-    sheet = EXPERIMENT.plates[wildcards.plate]
-    return [f"results/qc/{s.plate}/{s.well}/s{s.site}.parquet" for s in sheet.sites]
-
-
-def get_well_feature_tables(wildcards):
-    """Feature tables of every site of a well (empty for sites the QC gate stopped)."""
-    sheet = EXPERIMENT.plates[wildcards.plate]
-    return [
-        f"results/features/{s.plate}/{s.well}/s{s.site}.parquet"
-        for s in sheet.sites_in_well(wildcards.well)
-    ]
-
-
-def get_platemap_row(wildcards):
-    return EXPERIMENT.plates[wildcards.plate].platemap_row(wildcards.well)
+    """The QC tables of every batch of a plate."""
+    return [f"results/qc/{wildcards.plate}/batches/{b}.parquet"
+            for b in get_plate_batches(wildcards.plate)]
 
 
 def get_plate_well_tables(wildcards):
-    sheet = EXPERIMENT.plates[wildcards.plate]
-    return [f"results/wells/{wildcards.plate}/{well}.parquet" for well in sheet.wells]
+    """The well profiles of every batch of a plate."""
+    return [f"results/wells/{wildcards.plate}/{b}.parquet"
+            for b in get_plate_batches(wildcards.plate)]
 
 
 #: Segmentation methods that load weights (staged by rule stage_model).

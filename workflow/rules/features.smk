@@ -1,19 +1,20 @@
 rule extract_features:
     input:
-        image="results/preprocessed/{plate}/{well}/s{site}.tiff",
-        labels="results/segmentation/{plate}/{well}/s{site}.tiff",
+        images="results/preprocessed/{plate}/{batch}",
+        labels="results/segmentation/{plate}/{batch}",
     output:
-        table="results/features/{plate}/{well}/s{site}.parquet",
+        tables=directory("results/features/{plate}/{batch}"),
     log:
-        "logs/extract_features/{plate}/{well}/s{site}.log",
+        "logs/extract_features/{plate}/{batch}.log",
     benchmark:
-        "benchmarks/extract_features/{plate}/{well}/s{site}.tsv"
+        "benchmarks/extract_features/{plate}/{batch}.tsv"
     params:
         features=config["features"],
+        sites=get_batch_site_ids,
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 20 * attempt,
+        runtime=batch_runtime(10, 0.5),
     conda:
         "../../envs/features.yaml"
     script:

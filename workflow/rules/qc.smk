@@ -1,25 +1,27 @@
-rule measure_site_qc:
+# Per-image rules run on batches of neighbouring wells (config `batching.wells_per_job`); each
+# batch job loops over its sites and keeps one output per site (or one row per site).
+rule measure_qc:
     input:
-        get_site_files,
+        get_batch_files,  # site by site, in channel order
     output:
-        table="results/qc/{plate}/{well}/s{site}.parquet",
+        table="results/qc/{plate}/batches/{batch}.parquet",
     log:
-        "logs/measure_site_qc/{plate}/{well}/s{site}.log",
+        "logs/measure_qc/{plate}/{batch}.log",
     benchmark:
-        "benchmarks/measure_site_qc/{plate}/{well}/s{site}.tsv"
+        "benchmarks/measure_qc/{plate}/{batch}.tsv"
     params:
         qc=config["qc"],
-        files=get_site_file_map,
+        sites=get_batch_site_ids,
         channels=CHANNELS,
         bit_depth=get_bit_depth,
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 1000 * attempt,
-        runtime=lambda wildcards, attempt: 20 * attempt,
+        runtime=batch_runtime(10, 0.5),
     conda:
         "../../envs/io.yaml"
     script:
-        "../../scripts/measure_site_qc.py"
+        "../../scripts/measure_qc.py"
 
 
 rule collect_plate_qc:

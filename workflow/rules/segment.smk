@@ -1,21 +1,22 @@
-rule segment_site:
+rule segment:
     input:
-        image="results/preprocessed/{plate}/{well}/s{site}.tiff",
+        images="results/preprocessed/{plate}/{batch}",
         weights=get_model_weights,
     output:
-        labels="results/segmentation/{plate}/{well}/s{site}.tiff",
+        labels=directory("results/segmentation/{plate}/{batch}"),
     log:
-        "logs/segment_site/{plate}/{well}/s{site}.log",
+        "logs/segment/{plate}/{batch}.log",
     benchmark:
-        "benchmarks/segment_site/{plate}/{well}/s{site}.tsv"
+        "benchmarks/segment/{plate}/{batch}.tsv"
     params:
         segmentation=config["segmentation"],
+        sites=get_batch_site_ids,
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 30 * attempt,
+        runtime=batch_runtime(10, 1),
         gpu=1 if config["segmentation"]["gpu"] else 0,
     conda:
         "../../envs/segment.yaml"
     script:
-        "../../scripts/segment_site.py"
+        "../../scripts/segment.py"
