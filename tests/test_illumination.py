@@ -111,6 +111,32 @@ def test_recovers_the_synthetic_plate_vignetting_in_every_channel(tmp_path):
         assert il.corner_to_centre_ratio(background) == pytest.approx(1.0, abs=0.05)
 
 
+def test_camera_offset_gives_the_optical_vignetting_itself(tmp_path):
+    """With the camera's black level removed, the flat-field has the depth of the true
+    vignetting (not only its shape), so cell signal in the corners is fully corrected."""
+    make_example_plate(tmp_path, plate="FF", size=128, sites_per_well=3, seed=1)
+    with open(tmp_path / "truth.csv", newline="") as handle:
+        clean = [(r["well"], r["site"]) for r in csv.DictReader(handle) if r["defect"] == "none"]
+    truth = tifffile.imread(tmp_path / "flatfield.tif")
+    code = next(iter(CHANNELS))  # DNA
+    raw = [tifffile.imread(tmp_path / "images" / f"FF_{well}_s{site}_{code}.tif")
+           for well, site in clean]
+    true_ratio = il.corner_to_centre_ratio(truth[0])
+    with_offset = il.estimate_flatfield(iter(raw), params=P)
+    without = il.estimate_flatfield(iter(raw), params={**P, "camera_offset": 100.0})
+    # The offset (100 ADU, not vignetted) makes the flat-field too shallow; removing it
+    # recovers the depth of the optics' falloff.
+    assert il.corner_to_centre_ratio(with_offset) > true_ratio + 0.15
+    assert il.corner_to_centre_ratio(without) == pytest.approx(true_ratio, abs=0.05)
+    assert _corr(without, truth[0]) >= 0.95
+    corrected = il.correct_site(raw[0][None], without[None], dtype_max=65535,
+                                camera_offset=100.0)[0]
+    expected = np.clip((raw[0].astype(np.float32) - 100) / without / 65535, 0, 1)
+    np.testing.assert_allclose(corrected, expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="camera_offset"):
+        il.estimate_flatfield(iter(raw), params={**P, "camera_offset": -1})
+
+
 def test_mean_one_floor_and_odd_sizes():
     rng = np.random.default_rng(1)
     truth = _vignetting((250, 333), corner=0.3)

@@ -25,8 +25,10 @@ what dividing raw images by it needs. The offset is not vignetted, so where it i
 compared with the background the flat-field is shallower than the optical vignetting (on the
 synthetic plate, offset 100 ADU over a background of 40-60 ADU: corner/centre 0.86-0.89 against
 0.59-0.65) and the cell signal in the corners stays under-corrected by that ratio; the shape
-(and so the correlation with the vignetting) is unaffected. Removing it needs a dark-field term
-subtracted before the division (as in BaSiC), which :func:`correct_site` does not do.
+(and so the correlation with the vignetting) is unaffected. Where the camera's black level is
+known (``camera_offset``, e.g. 100 ADU on many sCMOS cameras), it is subtracted from every image
+before estimating and before correcting, and the flat-field is the optical vignetting itself
+(a constant dark-field term; BaSiC estimates one per pixel, see the README).
 
 Memory stays bounded whatever the number of sites: at most ``max_sites`` images of at most
 ``working_size`` pixels per side are kept (about 50 MB with the defaults).
@@ -50,6 +52,9 @@ DEFAULT_PARAMS: dict = {
     "method": "background",
     # for "background": the quantile across sites, per pixel (0.1 = the 10th percentile)
     "background_quantile": 0.1,
+    # the camera's black level (ADU), which is not vignetted: subtracted before estimating and
+    # before correcting. 0 = CellProfiler's behaviour (the flat-field includes the offset)
+    "camera_offset": 0.0,
     # for "trimmed_mean": fraction of the sites dropped at each end, per pixel
     "trim_fraction": 0.1,
     # each site is block-averaged to at most this many pixels on its long side
@@ -161,8 +166,9 @@ def estimate_flatfield(images: Iterable[np.ndarray], *, params: dict) -> np.ndar
         Raw images of ONE channel from the plate's QC-passed sites, all the same shape. May be
         a generator; at most ``params["max_sites"]`` (downsampled) images are held in memory.
     params : dict
-        See :data:`DEFAULT_PARAMS`: ``method``, ``background_quantile``, ``trim_fraction``,
-        ``working_size``, ``max_sites``, ``smoothing_sigma_fraction``, ``floor``.
+        See :data:`DEFAULT_PARAMS`: ``method``, ``background_quantile``, ``camera_offset``,
+        ``trim_fraction``, ``working_size``, ``max_sites``, ``smoothing_sigma_fraction``,
+        ``floor``.
 
     Returns
     -------
@@ -205,8 +211,15 @@ def estimate_flatfield(images: Iterable[np.ndarray], *, params: dict) -> np.ndar
                 f"All sites of a plate must have the same image size for the flat-field: got "
                 f"{image.shape[0]}x{image.shape[1]} after {state['shape'][0]}x{state['shape'][1]}"
             )
-        return _block_mean(image, state["f"])
+        small = _block_mean(image, state["f"])
+        if offset:
+            small -= np.float32(offset)
+            np.maximum(small, 0, out=small)
+        return small
 
+    offset = float(params.get("camera_offset", 0.0))
+    if offset < 0:
+        raise ValueError(f"camera_offset must be >= 0, got {offset}")
     kept = _select(images, max_sites, downsample)
     if not kept:
         raise ValueError("No QC-passed sites to estimate the flat-field from")
@@ -251,7 +264,11 @@ def estimate_flatfield(images: Iterable[np.ndarray], *, params: dict) -> np.ndar
 
 
 def correct_site(
-    image: np.ndarray, flatfields: np.ndarray | Sequence[np.ndarray], *, dtype_max: float
+    image: np.ndarray,
+    flatfields: np.ndarray | Sequence[np.ndarray],
+    *,
+    dtype_max: float,
+    camera_offset: float = 0.0,
 ) -> np.ndarray:
     """Illumination-correct one site and scale it to [0, 1].
 
@@ -263,12 +280,16 @@ def correct_site(
         One flat-field per channel (mean 1), from :func:`estimate_flatfield`.
     dtype_max : float
         Largest value of the raw image type (65535 for uint16, 255 for uint8).
+    camera_offset : float
+        The camera's black level (ADU), subtracted first; use the value the flat-field was
+        estimated with.
 
     Returns
     -------
     (C, Y, X) float32 ndarray
-        ``clip(image / flatfield / dtype_max, 0, 1)``: the raw intensity range is kept (no
-        per-image stretch); pixels pushed above the type's maximum by the correction clip at 1.
+        ``clip((image - camera_offset) / flatfield / dtype_max, 0, 1)``: the raw intensity
+        range is kept (no per-image stretch); pixels pushed above the type's maximum by the
+        correction clip at 1.
     """
     image = np.asarray(image)
     if image.ndim != 3:
@@ -285,6 +306,8 @@ def correct_site(
     if dtype_max <= 0:
         raise ValueError(f"dtype_max must be positive, got {dtype_max}")
     out = image.astype(np.float32)
+    if camera_offset:
+        out -= np.float32(camera_offset)
     out /= flats
     out *= np.float32(1.0 / dtype_max)
     np.clip(out, 0.0, 1.0, out=out)

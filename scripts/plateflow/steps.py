@@ -293,6 +293,7 @@ def estimate_plate_illumination(
     stack = np.stack(fields).astype(np.float32)
     write_stack(out_image, stack, metadata={"plate": plate, "channels": list(channels),
                                             "n_sites": len(chosen),
+                                            "camera_offset": float(params["camera_offset"]),
                                             "params_hash": params_hash(step_params)})
     rows = pd.DataFrame({
         "Metadata_Plate": plate,
@@ -365,7 +366,8 @@ def correct_illumination(
                 f"from the plate's flat-field {fields.shape[1:]} ('{files[channels[0]]}')"
             )
         corrected = illumination.correct_site(
-            image, fields, dtype_max=dtype_max(image.dtype, bit_depth=bit_depth)
+            image, fields, dtype_max=dtype_max(image.dtype, bit_depth=bit_depth),
+            camera_offset=field_meta.get("camera_offset", 0.0),
         )
         write_stack(output, corrected, metadata={
             **keep, "flatfield_sha256": flatfield_sha, "lineage": lineage,
