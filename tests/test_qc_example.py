@@ -27,7 +27,7 @@ def plate_qc(tmp_path_factory):
                                         "platemap": "platemap.csv"},
                            channel_map={1: "DNA", 2: "ER", 3: "Mito"}, base_dir=root)
     tables = []
-    for batch, sites in sheet.batches(4).items():  # as the workflow runs it: 4 wells a job
+    for batch, sites in sheet.batches(6).items():  # as the workflow runs it: 6 wells a job
         nested = {}
         for site in sites:
             nested.setdefault(site.well, {})[site.site] = site.files
