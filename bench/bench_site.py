@@ -69,6 +69,7 @@ def real_site(root: Path) -> dict[str, str] | None:
 def bench(files: dict[str, str], work: Path, config: dict, title: str) -> None:
     rows: list[tuple[str, float, float]] = []
     sites = {"B02": {"1": files}}  # a batch of one site: the step functions the rules call
+    site_ids = ["B02/1"]
     qc_path, gate = work / "qc.parquet", work
     _timed("measure_qc", lambda: steps.measure_qc(
         sites=sites, channels=CHANNELS, plate="P", params={**config["qc"], **QC},
@@ -81,14 +82,14 @@ def bench(files: dict[str, str], work: Path, config: dict, title: str) -> None:
         params=config["illumination"], out_image=work / "ff.tiff",
         out_table=work / "ff.parquet"), rows)
     _timed("correct_illumination", lambda: steps.correct_illumination(
-        sites=sites, channels=CHANNELS, plate="P", flatfield=work / "ff.tiff",
+        sites=site_ids, channels=CHANNELS, plate="P", flatfield=work / "ff.tiff",
         qc_table=qc_path, params={}, bit_depth=None, out_dir=work / "pre"), rows)
     seg = {**config["segmentation"], "cells_channel": "AGP"}
     _timed("segment", lambda: steps.segment(
-        sites=sites, preprocessed_dir=work / "pre", params=seg, out_dir=work / "labels"), rows)
+        sites=site_ids, preprocessed_dir=work / "pre", params=seg, out_dir=work / "labels"), rows)
     cells = {}
     _timed("extract_features", lambda: cells.setdefault("n", steps.extract_features(
-        sites=sites, preprocessed_dir=work / "pre", labels_dir=work / "labels", params={},
+        sites=site_ids, preprocessed_dir=work / "pre", labels_dir=work / "labels", params={},
         out_dir=work / "features")), rows)
     print(f"\n{title}: {cells['n']} cells")
     print(f"{'step':34s} {'core-s':>8s} {'wall-s':>8s}")

@@ -66,6 +66,13 @@ def batch_site_path(folder: str | Path, well: str, site: str, suffix: str) -> Pa
     return Path(folder) / well / f"s{site}{suffix}"
 
 
+def _new_site_output(folder: str | Path, well: str, site: str, suffix: str) -> Path:
+    """:func:`batch_site_path`, with its well folder created."""
+    path = batch_site_path(folder, well, site, suffix)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def _iter_sites(sites: BatchSites):
     for well, well_sites in sites.items():
         for site, files in well_sites.items():
@@ -91,10 +98,8 @@ def sites_from_files(
     return nested
 
 
-def _site_ids(sites) -> list[tuple[str, str]]:
-    """(well, site) pairs of a batch, from the nested mapping or from "well/site" strings."""
-    if isinstance(sites, Mapping):
-        return [(w, str(s)) for w, well_sites in sites.items() for s in well_sites]
+def _site_ids(sites: Sequence[str]) -> list[tuple[str, str]]:
+    """(well, site) pairs of a batch from its "well/site" strings."""
     return [tuple(str(item).split("/", 1)) for item in sites]
 
 
@@ -314,7 +319,7 @@ def estimate_plate_illumination(
 # --------------------------------------------------------------------------- preprocessing --
 def correct_illumination(
     *,
-    sites,
+    sites: Sequence[str],
     channels: Sequence[str],
     plate: str,
     flatfield: str | Path,
@@ -328,8 +333,8 @@ def correct_illumination(
     This is the QC gate: a site that did not pass QC is not read; its output is an empty
     placeholder that says why, and segmentation and feature extraction skip it too. The batch's
     QC table holds each site's decision and raw files (``Metadata_FileName_<channel>``).
-    ``sites`` lists the batch's sites (a well -> site mapping, or ``"well/site"`` strings).
-    Writes ``<out_dir>/<well>/s<site>.tiff`` per site; returns the number of sites corrected.
+    ``sites`` lists the batch's sites as ``"well/site"`` strings. Writes
+    ``<out_dir>/<well>/s<site>.tiff`` per site; returns the number of sites corrected.
     """
     step_params = {"preprocess": dict(params), "channels": list(channels), "bit_depth": bit_depth}
     decisions = qc_decisions(qc_table, channels)
@@ -342,14 +347,14 @@ def correct_illumination(
         "correct_illumination": params_hash(step_params),
     }
     flatfield_sha = sha256_file(flatfield)
+    site_ids = _site_ids(sites)
     n_corrected = 0
-    for well, site in _site_ids(sites):
+    for well, site in site_ids:
         if (well, site) not in decisions:
             raise ValueError(f"plate {plate}, well {well}, site {site}: missing from the QC "
                              f"table '{qc_table}'")
         status, reasons, files, image_sha = decisions[(well, site)]
-        output = batch_site_path(out_dir, well, site, ".tiff")
-        output.parent.mkdir(parents=True, exist_ok=True)
+        output = _new_site_output(out_dir, well, site, ".tiff")
         keep = {"plate": plate, "well": well, "site": site, "channels": list(channels),
                 "image_sha256": image_sha}
         if status != QC_PASS:
@@ -374,27 +379,25 @@ def correct_illumination(
         })
         n_corrected += 1
     logger.info("plate %s: %d sites corrected, %d stopped by the QC gate", plate, n_corrected,
-                len(_site_ids(sites)) - n_corrected)
+                len(site_ids) - n_corrected)
     return n_corrected
 
 
 # ---------------------------------------------------------------------------- segmentation --
 def segment(
-    *, sites, preprocessed_dir: str | Path, params: Mapping, out_dir: str | Path
+    *, sites: Sequence[str], preprocessed_dir: str | Path, params: Mapping, out_dir: str | Path
 ) -> int:
     """Segment nuclei, cells and cytoplasm of every site of a batch.
 
-    ``sites`` lists the batch's sites (a well -> site mapping, or ``"well/site"`` strings).
+    ``sites`` lists the batch's sites as ``"well/site"`` strings.
     Each site gets one 3-page label stack ``<out_dir>/<well>/s<site>.tiff``. Sites the QC gate
     stopped are passed on as placeholders, not segmented. Returns the number segmented.
     """
     n_segmented = 0
     for well, site in _site_ids(sites):
-        output = batch_site_path(out_dir, well, site, ".tiff")
-        output.parent.mkdir(parents=True, exist_ok=True)
         n_segmented += segment_site(
             preprocessed=batch_site_path(preprocessed_dir, well, site, ".tiff"),
-            params=params, output=output,
+            params=params, output=_new_site_output(out_dir, well, site, ".tiff"),
         ) is not None
     return n_segmented
 
@@ -429,7 +432,7 @@ def segment_site(*, preprocessed: str | Path, params: Mapping, output: str | Pat
 
 # -------------------------------------------------------------------------------- features --
 def extract_features(
-    *, sites, preprocessed_dir: str | Path, labels_dir: str | Path, params: Mapping,
+    *, sites: Sequence[str], preprocessed_dir: str | Path, labels_dir: str | Path, params: Mapping,
     out_dir: str | Path,
 ) -> int:
     """Measure every cell of every site of a batch: ``<out_dir>/<well>/s<site>.parquet``.
@@ -438,12 +441,10 @@ def extract_features(
     """
     n_cells = 0
     for well, site in _site_ids(sites):
-        output = batch_site_path(out_dir, well, site, ".parquet")
-        output.parent.mkdir(parents=True, exist_ok=True)
         n_cells += len(extract_site_features(
             preprocessed=batch_site_path(preprocessed_dir, well, site, ".tiff"),
             labels=batch_site_path(labels_dir, well, site, ".tiff"),
-            params=params, output=output,
+            params=params, output=_new_site_output(out_dir, well, site, ".parquet"),
         ))
     return n_cells
 
@@ -481,7 +482,7 @@ def extract_site_features(
 # ------------------------------------------------------------------------------- gathering --
 def aggregate_wells(
     *,
-    sites,
+    sites: Sequence[str],
     features_dir: str | Path,
     channels: Sequence[str],
     platemap: Mapping[str, Mapping],
@@ -491,7 +492,8 @@ def aggregate_wells(
 ) -> pd.DataFrame:
     """One profile row per well of a batch, from the per-site feature tables of its sites.
 
-    ``platemap`` maps each well of the batch to its platemap row.
+    ``sites`` lists the batch's sites as ``"well/site"`` strings; ``platemap`` maps each well
+    of the batch to its platemap row.
     """
     by_well: dict[str, list[Path]] = {}
     for well, site in _site_ids(sites):
@@ -523,9 +525,11 @@ def well_profile(
     table whose metadata says why, so the counts report what really happened.
     """
     step_params = {"aggregate": dict(params), "platemap": dict(platemap_row)}
-    cells, hashes, exclusions = [], [], []
+    cells, hashes, all_hashes, exclusions, lineage = [], [], [], [], {}
     for path in feature_tables:
         meta = read_file_metadata(path)
+        lineage.update(meta.get("lineage", {}))
+        all_hashes.append(meta["image_sha256"])
         if meta.get("skipped"):
             exclusions.append(f"site {meta['site']}: {meta['skipped']}")
             continue
@@ -544,11 +548,9 @@ def well_profile(
     row.update(summary)
     table = pd.DataFrame([row])
 
-    if not hashes:  # every site excluded: the row still names the images it is about
-        hashes = [read_file_metadata(p)["image_sha256"] for p in feature_tables]
-    segmentation_info, lineage = {}, {}
-    if feature_tables:
-        lineage = _lineage_of(feature_tables)
+    # every site excluded: the row still names the images it is about
+    hashes = hashes or all_hashes
+    segmentation_info = {}
     first = next((c for c in cells if len(c)), None)
     if first is not None:
         segmentation_info = {
