@@ -12,6 +12,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/example.smk"
 include: "workflow/rules/sheets.smk"
 include: "workflow/rules/qc.smk"
 include: "workflow/rules/preprocess.smk"
@@ -24,5 +25,5 @@ include: "workflow/rules/report.smk"
 
 rule all:
     input:
-        get_final_outputs(),
+        get_final_outputs,
     default_target: True

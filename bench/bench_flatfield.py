@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +26,10 @@ import numpy as np
 import tifffile
 
 from plateflow import illumination as il
-from plateflow.synthetic import CHANNELS, make_example_plate
+from plateflow.core.stats import corner_to_centre_ratio
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers.synthetic import CHANNELS, make_example_plate
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -41,7 +45,7 @@ def _estimators() -> dict:
                 None,
             )
         )
-        for method in il._METHODS
+        for method in il.METHODS
     }
     # the default method with the synthetic camera's black level (100 ADU) removed
     out["background+offset100"] = lambda images: (
@@ -95,15 +99,15 @@ def synthetic(size: int, sites_per_well: int, seed: int) -> None:
         for c, code in enumerate(CHANNELS):
             (flat, _), seconds = _timed(fn, channels[code], repeats=1 if "basic" in name else 3)
             cells.append(
-                f"{_corr(flat, truth[c]):.3f}  {il.corner_to_centre_ratio(flat):.2f} "
-                f"({il.corner_to_centre_ratio(truth[c]):.2f})  {seconds:6.2f}s"
+                f"{_corr(flat, truth[c]):.3f}  {corner_to_centre_ratio(flat):.2f} "
+                f"({corner_to_centre_ratio(truth[c]):.2f})  {seconds:6.2f}s"
             )
         print(f"{name:22s}" + "".join(f"{cell:>30s}" for cell in cells))
 
 
 def transfluor(folder: Path) -> None:
     images = [tifffile.imread(f) for f in sorted(folder.glob("*.TIF"))]
-    raw = il.corner_to_centre_ratio(np.mean([im.astype(np.float64) for im in images], axis=0))
+    raw = corner_to_centre_ratio(np.mean([im.astype(np.float64) for im in images], axis=0))
     print(
         f"\ntransfluor plate: {len(images)} sites of {images[0].shape[1]}x{images[0].shape[0]} "
         f"px; corner/centre of the plate's mean image, raw {raw:.3f}"
@@ -116,7 +120,7 @@ def transfluor(folder: Path) -> None:
         if dark is not None:
             stack -= dark
         mean = (stack / flat).mean(axis=0)
-        print(f"{name:22s} corrected {il.corner_to_centre_ratio(mean):.3f}  ({seconds:.2f}s)")
+        print(f"{name:22s} corrected {corner_to_centre_ratio(mean):.3f}  ({seconds:.2f}s)")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Core-seconds of per-site QC (plateflow.qc.measure_site) for a 2160x2160, 5-channel site.
+"""Core-seconds of per-site QC (plateflow.qc.site.measure_site) for a 2160x2160, 5-channel site.
 
 The site is the synthetic generator's nuclei/cell texture tiled to 2160 px (dense content,
 the slow case for the focus map). Prints the best of three runs of CPU time (user+system).
@@ -8,6 +8,7 @@ the slow case for the focus map). Prints the best of three runs of CPU time (use
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,7 +17,9 @@ import numpy as np
 import tifffile
 
 from plateflow import qc
-from plateflow.synthetic import make_example_plate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers.synthetic import make_example_plate
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Planning a whole screen: wall time and peak memory of `snakemake -n` for 1 and 10 plates.
+"""Planning a whole screen: wall time and peak memory of `snakemake -n`, up to 100 plates.
 
 Each plate is 384 wells x 9 sites x 5 channels (17,280 files, MetaXpress names), written as
 empty files: a dry run only lists, parses and stats them. Also prints the number of SLURM
@@ -6,7 +6,9 @@ submissions that profiles/slurm's grouping yields for the same plates (from the 
 counts and the profile's group sizes; tests/test_slurm.py checks the grouping against a real
 controller on a small plate).
 
-    python bench/bench_scale.py [--plates 1 10]
+    python bench/bench_scale.py [--plates 1 10 100] [--wells-per-job 12]
+
+Target (issue 8): 100 plates (345,600 sites, 1.7 M files) plan in <= 120 s and <= 4 GB.
 """
 
 from __future__ import annotations
@@ -74,8 +76,8 @@ def slurm_submissions(counts: dict[str, int], plates: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--plates", type=int, nargs="+", default=[1, 10])
-    parser.add_argument("--wells-per-job", type=int, nargs="+", default=[4],
+    parser.add_argument("--plates", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--wells-per-job", type=int, nargs="+", default=[12],
                         help="config batching.wells_per_job values to compare")
     args = parser.parse_args()
     print(f"{'plates':>6} {'sites':>7} {'wells/job':>9} {'jobs':>7} {'dry-run s':>10} "

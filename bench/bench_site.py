@@ -1,6 +1,6 @@
 """Core-seconds of each per-site step for one 1080x1080, 5-channel site.
 
-Runs the same step functions the Snakemake rules call (plateflow.steps), on a synthetic site
+Runs the same stage functions the Snakemake rules call (each stage's ``run.py``), on a synthetic site
 (the example generator at 1080 px, its 3 channels plus 2 derived ones), and on the real
 5-channel Cell Painting field of ../shared/data when PLATEFLOW_REAL_DATA is set. Prints CPU time
 (user + system, all threads: core-seconds) and wall time per step, plus the fixed cost of
@@ -21,8 +21,13 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from plateflow import steps
-from plateflow.synthetic import make_example_plate
+from plateflow.features.run import extract_features
+from plateflow.illumination.run import correct_illumination, estimate_plate_illumination
+from plateflow.qc.run import collect_plate_qc, measure_qc
+from plateflow.segmentation.run import segment
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers.synthetic import make_example_plate
 
 CHANNELS = ["DNA", "ER", "RNA", "AGP", "Mito"]
 QC = {"min_focus_score": 2.3}
@@ -71,25 +76,26 @@ def bench(files: dict[str, str], work: Path, config: dict, title: str) -> None:
     sites = {"B02": {"1": files}}  # a batch of one site: the step functions the rules call
     site_ids = ["B02/1"]
     qc_path, gate = work / "qc.parquet", work
-    _timed("measure_qc", lambda: steps.measure_qc(
+    _timed("measure_qc", lambda: measure_qc(
         sites=sites, channels=CHANNELS, plate="P", params={**config["qc"], **QC},
         bit_depth=None, output=qc_path), rows)
-    steps.collect_plate_qc(qc_tables=[qc_path], plate="P", channels=CHANNELS,
-                           params=config["qc_plate"], out_sites=gate / "sites.parquet",
-                           out_reacquire=gate / "re.csv")
-    _timed("estimate_illumination (1 site)", lambda: steps.estimate_plate_illumination(
+    collect_plate_qc(qc_tables=[qc_path], plate="P", channels=CHANNELS,
+                     params=config["qc_plate"], out_sites=gate / "sites.parquet",
+                     out_reacquire=gate / "re.csv")
+    _timed("estimate_illumination (1 site)", lambda: estimate_plate_illumination(
         channels=CHANNELS, plate="P", qc_sites_table=gate / "sites.parquet",
         params=config["illumination"], out_image=work / "ff.tiff",
         out_table=work / "ff.parquet"), rows)
-    _timed("correct_illumination", lambda: steps.correct_illumination(
+    _timed("correct_illumination", lambda: correct_illumination(
         sites=site_ids, channels=CHANNELS, plate="P", flatfield=work / "ff.tiff",
-        qc_table=qc_path, params={}, bit_depth=None, out_dir=work / "pre"), rows)
+        qc_table=qc_path, params=config["preprocess"], bit_depth=None, out_dir=work / "pre"),
+        rows)
     seg = {**config["segmentation"], "cells_channel": "AGP"}
-    _timed("segment", lambda: steps.segment(
+    _timed("segment", lambda: segment(
         sites=site_ids, preprocessed_dir=work / "pre", params=seg, out_dir=work / "labels"), rows)
     cells = {}
-    _timed("extract_features", lambda: cells.setdefault("n", steps.extract_features(
-        sites=site_ids, preprocessed_dir=work / "pre", labels_dir=work / "labels", params={},
+    _timed("extract_features", lambda: cells.setdefault("n", extract_features(
+        sites=site_ids, preprocessed_dir=work / "pre", labels_dir=work / "labels", params=config["features"],
         out_dir=work / "features")), rows)
     print(f"\n{title}: {cells['n']} cells")
     print(f"{'step':34s} {'core-s':>8s} {'wall-s':>8s}")
@@ -102,8 +108,8 @@ def bench(files: dict[str, str], work: Path, config: dict, title: str) -> None:
 def main() -> None:
     config = _defaults()
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import plateflow.steps"], check=True)
-    print(f"python start + import plateflow.steps: {time.perf_counter() - start:.2f} s wall "
+    subprocess.run([sys.executable, "-c", "import plateflow.segmentation.run"], check=True)
+    print(f"python start + import plateflow.segmentation.run: {time.perf_counter() - start:.2f} s wall "
           "(paid by every Snakemake job)")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

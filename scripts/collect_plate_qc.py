@@ -1,7 +1,7 @@
 """Snakemake entry script of rule collect_plate_qc: plate QC table and re-acquisition list."""
 
-from plateflow.logs import logged_step
-from plateflow.steps import collect_plate_qc
+from plateflow.core.logs import logged_step
+from plateflow.qc.run import collect_plate_qc
 
 with logged_step(snakemake.log[0], "collect_plate_qc"):  # noqa: F821
     collect_plate_qc(

@@ -1,7 +1,7 @@
 """Snakemake entry script of rule correct_illumination: flat-field correction of a batch."""
 
-from plateflow.logs import logged_step
-from plateflow.steps import correct_illumination
+from plateflow.core.logs import logged_step
+from plateflow.illumination.run import correct_illumination
 
 with logged_step(snakemake.log[0], "correct_illumination"):  # noqa: F821
     correct_illumination(

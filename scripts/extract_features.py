@@ -1,7 +1,7 @@
 """Snakemake entry script of rule extract_features: per-cell features of a batch's sites."""
 
-from plateflow.logs import logged_step
-from plateflow.steps import extract_features
+from plateflow.core.logs import logged_step
+from plateflow.features.run import extract_features
 
 with logged_step(snakemake.log[0], "extract_features"):  # noqa: F821
     extract_features(

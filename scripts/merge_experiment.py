@@ -1,7 +1,7 @@
 """Snakemake entry script of rule merge_experiment: every plate in one table."""
 
-from plateflow.logs import logged_step
-from plateflow.steps import merge_experiment
+from plateflow.core.logs import logged_step
+from plateflow.profiles.run import merge_experiment
 
 with logged_step(snakemake.log[0], "merge_experiment"):  # noqa: F821
     merge_experiment(plate_tables=list(snakemake.input.profiles),  # noqa: F821

@@ -1,7 +1,7 @@
 """Snakemake entry script of rule normalize_plate: a plate's profiles against its controls."""
 
-from plateflow.logs import logged_step
-from plateflow.steps import normalize_plate_profiles
+from plateflow.core.logs import logged_step
+from plateflow.profiles.run import normalize_plate_profiles
 
 with logged_step(snakemake.log[0], "normalize_plate"):  # noqa: F821
     normalize_plate_profiles(

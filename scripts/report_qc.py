@@ -1,7 +1,7 @@
 """Snakemake entry script of rule report_qc: one HTML QC report for every plate."""
 
-from plateflow.logs import logged_step
-from plateflow.report import write_qc_report
+from plateflow.core.logs import logged_step
+from plateflow.report.run import write_qc_report
 
 with logged_step(snakemake.log[0], "report_qc"):  # noqa: F821
     plates = [

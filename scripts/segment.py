@@ -1,7 +1,7 @@
 """Snakemake entry script of rule segment: nuclei, cells and cytoplasm of a batch's sites."""
 
-from plateflow.logs import logged_step
-from plateflow.steps import segment
+from plateflow.core.logs import logged_step
+from plateflow.segmentation.run import segment
 
 with logged_step(snakemake.log[0], "segment"):  # noqa: F821
     segment(

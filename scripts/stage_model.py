@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from plateflow.logs import logged_step
-from plateflow.models import ModelStagingError, stage_weights
+from plateflow.core.logs import logged_step
+from plateflow.segmentation.weights import ModelStagingError, stage_weights
 
 with logged_step(snakemake.log[0], "stage_model"):  # noqa: F821
     model = snakemake.params.model  # noqa: F821

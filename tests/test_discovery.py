@@ -5,14 +5,10 @@ import pandas as pd
 import pytest
 import tifffile
 
-from plateflow.discovery import (
-    DiscoveryError,
-    discover_plate,
-    load_experiment,
-    read_platemap,
-    well_batch,
-)
-from plateflow.steps import sites_from_files
+from plateflow.core.contract import well_batch
+from plateflow.sheets.discovery import discover_plate, load_experiment
+from plateflow.sheets.errors import DiscoveryError
+from plateflow.sheets.platemap import read_platemap
 
 CHANNELS = {1: "DNA", 2: "ER", 3: "Mito"}
 
@@ -78,16 +74,6 @@ def test_plate_batches_group_sites_and_do_not_move_when_wells_are_added(tmp_path
     assert [(s.well, s.site) for s in grown["B01-B04"]][-2:] == [("B04", "1"), ("B04", "2")]
     for name in ("B05-B08", "C01-C04"):
         assert [(s.well, s.site) for s in grown[name]] == [(s.well, s.site) for s in batches[name]]
-
-
-def test_sites_from_files_rebuilds_a_batch_from_a_rule_input():
-    nested = sites_from_files(["B02/1", "B02/2", "B03/1"],
-                              [f"f{i}.tif" for i in range(6)], ["DNA", "ER"])
-    assert nested == {"B02": {"1": {"DNA": "f0.tif", "ER": "f1.tif"},
-                              "2": {"DNA": "f2.tif", "ER": "f3.tif"}},
-                      "B03": {"1": {"DNA": "f4.tif", "ER": "f5.tif"}}}
-    with pytest.raises(ValueError, match="5 raw files for 3 sites"):
-        sites_from_files(["B02/1", "B02/2", "B03/1"], ["f"] * 5, ["DNA", "ER"])
 
 
 def test_missing_channel_names_plate_well_site_and_file(tmp_path):

@@ -11,15 +11,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from plateflow.core.contract import SITE_KEYS, new_site_path, write_placeholder
+from plateflow.core.imageio import write_stack
+from plateflow.core.provenance import read_file_metadata, read_table
 from plateflow.features import (
     COMPARTMENTS,
-    INTENSITY_FEATURES,
-    SHAPE_FEATURES,
+    DEFAULT_PARAMS,
+    FAMILIES,
     feature_columns,
     measure_objects,
+    registry,
 )
+from plateflow.features.intensity import INTENSITY_FEATURES
+from plateflow.features.run import extract_features
+from plateflow.features.shape import SHAPE_FEATURES
 
 CHANNELS = ["DNA", "Mito"]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _seg(nuclei, cells=None):
@@ -271,6 +279,108 @@ def test_bad_inputs_are_explained(scene):
 
 
 # --------------------------------------------------------------------------------------------
+# families: registry and config
+# --------------------------------------------------------------------------------------------
+
+
+def test_default_params_equal_the_schema_defaults():
+    yaml = pytest.importorskip("yaml")
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    section = schema["properties"]["features"]
+    defaults = {name: {k: v["default"] for k, v in spec["properties"].items()}
+                for name, spec in section["properties"].items()}
+    assert defaults == DEFAULT_PARAMS == {name: {"enabled": True} for name in FAMILIES}
+    for spec in section["properties"].values():
+        assert spec["additionalProperties"] is False
+
+
+def test_disabled_families_give_no_columns(scene):
+    image, seg = scene
+    full = measure_objects(image, CHANNELS, seg)
+    params = {"Intensity": {"enabled": False}, "Location": {"enabled": True}}
+    columns = feature_columns(CHANNELS, params=params)
+    df = measure_objects(image, CHANNELS, seg, params=params)
+    assert list(df.columns) == columns == [c for c in full.columns if "_Intensity_" not in c]
+    pd.testing.assert_frame_equal(df, full[columns])
+    only_ids = {name: {"enabled": False} for name in FAMILIES}
+    assert list(measure_objects(image, CHANNELS, seg, params=only_ids).columns) == [
+        "Metadata_ObjectNumber"]
+
+
+def test_unknown_family_or_option_is_named(scene):
+    image, seg = scene
+    with pytest.raises(ValueError, match="AreaShape"):
+        feature_columns(CHANNELS, params={"Texture": {"enabled": True}})
+    with pytest.raises(ValueError, match="enabled"):
+        measure_objects(image, CHANNELS, seg, params={"Location": {"scale": 3}})
+
+
+def test_a_registered_family_adds_its_columns(scene, monkeypatch):
+    """A new family is one registered function: its columns follow the others, per compartment."""
+    image, seg = scene
+    monkeypatch.setattr(registry, "FAMILIES", dict(registry.FAMILIES))  # unregistered afterwards
+
+    def columns(channels, params):
+        return [f"Max_{ch}" for ch in channels] if params["per_channel"] else ["Pixels"]
+
+    @registry.register_family("Toy", columns=columns, order=99, defaults={"per_channel": True})
+    def toy(objects, images, params):
+        rows = objects.rows(objects.labels[objects.labels > 0])
+        counts = np.bincount(rows, minlength=objects.n).astype(np.float64)
+        if not params["per_channel"]:
+            return {"Pixels": counts}
+        return {f"Max_{ch}": np.where(counts > 0, images.pixels[c].max(), np.nan)
+                for c, ch in enumerate(images.channels)}
+
+    df = measure_objects(image, CHANNELS, seg, params={"Toy": {"per_channel": False}})
+    assert list(df.columns) == feature_columns(CHANNELS, params={"Toy": {"per_channel": False}})
+    assert list(df.columns).index("Nuclei_Toy_Pixels") == list(df.columns).index(
+        "Cells_AreaShape_Area") - 1
+    assert df["Nuclei_Toy_Pixels"].tolist() == df["Nuclei_AreaShape_Area"].tolist()
+    assert "Cytoplasm_Toy_Max_Mito" in measure_objects(image, CHANNELS, seg).columns
+
+
+# --------------------------------------------------------------------------------------------
+# the batch job: run.extract_features
+# --------------------------------------------------------------------------------------------
+
+
+def test_batch_job_writes_one_table_per_site(scene, tmp_path):
+    image, seg = scene
+    meta = {"plate": "P", "channels": CHANNELS, "lineage": {"segment": "abc"}}
+    labels = np.stack([seg.nuclei, seg.cells, seg.cytoplasm]).astype(np.int32)
+    segmentation = {"method": "classical", "model": None, "weights_sha256": None}
+    for site, sha in (("1", "a" * 64), ("2", "b" * 64)):
+        site_meta = {**meta, "well": "B02", "site": site, "image_sha256": sha}
+        # the corrected image as float16 on disk: measured as float32
+        write_stack(new_site_path(tmp_path / "pre", "B02", site, ".tiff"),
+                    image.astype(np.float16), metadata=site_meta)
+        path = new_site_path(tmp_path / "seg", "B02", site, ".tiff")
+        if site == "1":
+            write_stack(path, labels, metadata={**site_meta, "segmentation": segmentation,
+                                                "compartments": list(COMPARTMENTS)})
+        else:
+            write_placeholder(path, pages=3, dtype=np.int32, reason="QC fail: blur",
+                              metadata={**site_meta, "segmentation": segmentation})
+    params = {"Location": {"enabled": False}}
+    n = extract_features(sites=["B02/1", "B02/2"], preprocessed_dir=tmp_path / "pre",
+                         labels_dir=tmp_path / "seg", params=params, out_dir=tmp_path / "feat")
+    assert n == 2
+    table = read_table(tmp_path / "feat" / "B02" / "s1.parquet")
+    columns = feature_columns(CHANNELS, params=params)
+    assert list(table.columns[:3]) == SITE_KEYS
+    assert list(table.columns[3 : 3 + len(columns)]) == columns
+    expected = measure_objects(image.astype(np.float16).astype(np.float32), CHANNELS, seg,
+                               params=params)
+    pd.testing.assert_frame_equal(table[columns], expected)
+    assert set(table["Metadata_Provenance_SegmentationMethod"]) == {"classical"}
+    empty = read_table(tmp_path / "feat" / "B02" / "s2.parquet")
+    assert len(empty) == 0 and list(empty.columns) == list(table.columns)
+    assert read_file_metadata(tmp_path / "feat" / "B02" / "s2.parquet")["skipped"] == (
+        "QC fail: blur")
+
+
+# --------------------------------------------------------------------------------------------
 # real data: same masks as CellProfiler -> same numbers
 # --------------------------------------------------------------------------------------------
 
@@ -289,7 +399,7 @@ def test_features_match_cellprofiler_on_identical_nuclei(real_data):
     area equal a CellProfiler nucleus have (almost surely) the same mask, so their features
     must equal CellProfiler 4's Nuclei.csv."""
     tifffile = pytest.importorskip("tifffile")
-    from plateflow.segmentation import DEFAULT_PARAMS, segment_site
+    from plateflow.segmentation import DEFAULT_PARAMS, SiteImage, build_method
 
     folder = real_data / "examplehuman-cellprofiler"
     image = np.stack(
@@ -305,7 +415,7 @@ def test_features_match_cellprofiler_on_identical_nuclei(real_data):
         declump="intensity",
         exclude_border=True,
     )
-    seg = segment_site(image, channels, params=params)
+    seg = build_method(params).segment(SiteImage(image, channels))
     df = measure_objects(image, channels, seg)
 
     ours_xy = df[["Nuclei_Location_Center_X", "Nuclei_Location_Center_Y"]].to_numpy()

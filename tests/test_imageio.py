@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from plateflow.imageio import (
+from plateflow.core.imageio import (
     UnreadableImageError,
     dtype_max,
     read_image,

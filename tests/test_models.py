@@ -2,7 +2,7 @@ import hashlib
 
 import pytest
 
-from plateflow.models import ModelStagingError, stage_weights
+from plateflow.segmentation.weights import ModelStagingError, stage_weights
 
 
 def _weights(tmp_path, content=b"fake-weights-made-by-the-test"):

@@ -1,6 +1,6 @@
 import pytest
 
-from plateflow.naming import PRESETS, NamingScheme, normalize_well, well_from_row_column
+from plateflow.sheets.naming import PRESETS, NamingScheme, normalize_well, well_from_row_column
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from plateflow import __version__
-from plateflow.provenance import (
+from plateflow.core.provenance import (
     PROVENANCE_COLUMNS,
     add_provenance,
     combine_hashes,

@@ -1,4 +1,4 @@
-"""Tests of per-site QC metrics and decisions (plateflow.qc)."""
+"""Tests of per-site QC metrics and the QC gate (plateflow.qc)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import tifffile
 from scipy import ndimage as ndi
 
 from plateflow import qc
+from plateflow.qc.focus import _focus_tiles
+from plateflow.qc.focus_map import _tile_windows
+from plateflow.qc.spectrum import _spectrum_crops
 
 CH = ["DNA", "ER", "Mito"]
 P = qc.DEFAULT_PARAMS
@@ -71,6 +74,11 @@ def signals():
 
 def _measure(plane, name="DNA", **over):
     return qc.measure_site(plane[None], [name], dtype_max=U16, params={**P, **over})
+
+
+def _reasons(metrics, channels, params=P):
+    """The reasons of the failed checks of one site: empty = the site passes the QC gate."""
+    return [c["reason"] for c in qc.failed_checks(metrics, channels, params=params)]
 
 
 # --------------------------------------------------------------------------- metric basics
@@ -195,7 +203,7 @@ def test_focus_tiles_on_large_images_agree_with_full():
     tiled = qc.focus_score(big, max_size=1024)
     full = qc.focus_score(big, max_size=4096)
     assert tiled == pytest.approx(full, rel=0.1)
-    assert len(qc._focus_tiles(big.shape, 1024)) == 4
+    assert len(_focus_tiles(big.shape, 1024)) == 4
 
 
 # --------------------------------------------------------------------------- power spectrum
@@ -227,8 +235,8 @@ def test_power_log_log_slope_equals_cellprofiler_on_square_images(signals):
         ours = qc.power_log_log_slope(crop, max_size=512)
         assert ours == pytest.approx(_cellprofiler_power_log_log_slope(crop), abs=1e-5)
     # larger images: sum of the ring powers of four 512 px crops, one per quadrant
-    assert len(qc._spectrum_crops((2160, 2160), 512)) == 4
-    assert len(qc._spectrum_crops((520, 696), 512)) == 1
+    assert len(_spectrum_crops((2160, 2160), 512)) == 4
+    assert len(_spectrum_crops((520, 696), 512)) == 1
     assert qc.power_log_log_slope(np.full((64, 64), 7, np.uint16)) == 0.0  # constant
     assert qc.power_log_log_slope(plane[:20, :20]) == 0.0  # too small to fit
 
@@ -296,8 +304,8 @@ def test_focus_tiles_certainty_and_grid():
     # the grid and the tile size are parameters; small images get fewer (>= 32 px) tiles
     plane = _tiled_site(rng, size=512)
     assert _tiles(plane, focus_tile_grid=4)[1] == 16
-    assert len(qc._tile_windows((64, 80), 8, 96)) == 4
-    windows = qc._tile_windows((2160, 2160), 8, 96)
+    assert len(_tile_windows((64, 80), 8, 96)) == 4
+    windows = _tile_windows((2160, 2160), 8, 96)
     assert len(windows) == 64 and all(w[0].stop - w[0].start == 96 for w in windows)
     # certainty grows with the distance from the threshold: a near-threshold rule is less sure
     far = _tiles(plane)[2]
@@ -311,12 +319,12 @@ def test_defaults_pass_clean_and_flag_blur(signals, amp, bg):
     rng = np.random.default_rng(6)
     for sig in signals:
         clean = _measure(_site(rng, sig, amp=amp, bg=bg))
-        status, reasons = qc.decide(clean, ["DNA"], params=P)
-        assert status == "pass", (clean, reasons)
+        reasons = _reasons(clean, ["DNA"])
+        assert reasons == [], (clean, reasons)
         for blur in (4.0, 6.0):
             m = _measure(_site(rng, sig, blur=blur, amp=amp, bg=bg))
-            status, reasons = qc.decide(m, ["DNA"], params=P)
-            assert status == "fail"
+            reasons = _reasons(m, ["DNA"])
+            assert reasons
             assert any("DNA: focus score" in r and "out of focus" in r for r in reasons), reasons
 
 
@@ -324,8 +332,8 @@ def test_defaults_flag_blur_applied_after_noise(signals):
     rng = np.random.default_rng(7)
     raw = _site(rng, signals[1]).astype(np.float32)
     blurred = np.rint(ndi.gaussian_filter(raw, 4.0)).astype(np.uint16)
-    status, reasons = qc.decide(_measure(blurred), ["DNA"], params=P)
-    assert status == "fail" and "out of focus" in reasons[0]
+    reasons = _reasons(_measure(blurred), ["DNA"])
+    assert reasons and "out of focus" in reasons[0]
 
 
 def test_defaults_flag_saturation(signals):
@@ -336,10 +344,9 @@ def test_defaults_flag_saturation(signals):
     sat = np.where(plane >= level, U16, plane).astype(np.uint16)
     m = _measure(sat)
     assert m["QC_SaturatedFraction_DNA"] == pytest.approx(0.06, abs=0.005)
-    status, reasons = qc.decide(m, ["DNA"], params=P)
-    assert status == "fail"
+    reasons = _reasons(m, ["DNA"])
     assert reasons == [f"DNA: {100 * m['QC_SaturatedFraction_DNA']:.1f}% saturated pixels > 1.0%"]
-    assert qc.decide(_measure(plane), ["DNA"], params=P)[0] == "pass"
+    assert _reasons(_measure(plane), ["DNA"]) == []
 
 
 @pytest.mark.parametrize("bg,corner", [(500.0, 0.6), (2000.0, 0.5), (10000.0, 0.5), (20.0, 0.6)])
@@ -349,8 +356,8 @@ def test_defaults_flag_blank_site(bg, corner):
     m = _measure(blank)
     assert m["QC_ForegroundFraction_DNA"] < 1e-4
     assert m["QC_ObjectCount_DNA"] == 0
-    status, reasons = qc.decide(m, ["DNA"], params=P)
-    assert status == "fail"
+    reasons = _reasons(m, ["DNA"])
+    assert reasons
     assert any("no cells" in r for r in reasons), reasons
 
 
@@ -366,7 +373,7 @@ def test_foreground_fraction_and_object_count(signals):
     assert small["QC_ObjectCount_DNA"] == 36
 
 
-# --------------------------------------------------------------------------- decide() options
+# --------------------------------------------------------------------------- check options
 def _fake(values: dict) -> dict:
     m = {}
     for ch in CH:
@@ -381,33 +388,32 @@ def _fake(values: dict) -> dict:
     return m
 
 
-def test_decide_channel_selection_and_disabling():
+def test_checks_channel_selection_and_disabling():
     m = _fake({"QC_FocusScore_Mito": 1.2, "QC_ForegroundFraction_ER": 0.0005})
-    status, reasons = qc.decide(m, CH, params=P)
-    assert status == "fail"
+    reasons = _reasons(m, CH)
     assert reasons == [
         "Mito: focus score 1.2 < 2.3 (out of focus)",
         "ER: foreground 0.05% < 0.2% (no cells?)",
     ]
     only_dna = {**P, "focus_channels": ["DNA"], "foreground_channels": ["DNA", "Mito"]}
-    assert qc.decide(m, CH, params=only_dna) == ("pass", [])
+    assert qc.failed_checks(m, CH, params=only_dna) == []
     off = {**P, "min_focus_score": None, "min_foreground_fraction": None}
-    assert qc.decide(m, CH, params=off) == ("pass", [])
+    assert qc.failed_checks(m, CH, params=off) == []
     with pytest.raises(ValueError, match="Hoechst"):
-        qc.decide(m, CH, params={**P, "focus_channels": ["Hoechst"]})
+        qc.failed_checks(m, CH, params={**P, "focus_channels": ["Hoechst"]})
 
 
-def test_decide_nan_and_missing_metrics():
-    status, reasons = qc.decide(qc.unreadable_metrics(CH), CH, params=P)
-    assert status == "fail" and len(reasons) == 3 * len(CH)
+def test_checks_nan_and_missing_metrics():
+    reasons = _reasons(qc.unreadable_metrics(CH), CH)
+    assert len(reasons) == 3 * len(CH)
     assert "could not be measured" in reasons[0]
     with pytest.raises(ValueError, match="QC_FocusScore_DNA"):
-        qc.decide({}, CH, params=P)
+        qc.failed_checks({}, CH, params=P)
     zero = _fake({"QC_FocusScore_DNA": 0.0})
-    assert "no structure above noise" in qc.decide(zero, CH, params=P)[1][0]
+    assert "no structure above noise" in _reasons(zero, CH)[0]
 
 
-def test_failed_checks_records_agree_with_decide():
+def test_failed_checks_records():
     m = _fake(
         {
             "QC_FocusScore_Mito": 1.2,
@@ -417,8 +423,6 @@ def test_failed_checks_records_agree_with_decide():
         }
     )
     failed = qc.failed_checks(m, CH, params=P)
-    status, reasons = qc.decide(m, CH, params=P)
-    assert status == "fail" and reasons == [c["reason"] for c in failed]
     assert [(c["channel"], c["metric"]) for c in failed] == [
         ("DNA", "FocusScore"),
         ("Mito", "FocusScore"),
@@ -443,7 +447,7 @@ def test_failed_checks_records_agree_with_decide():
     blurred = _measure(_site(rng, _nuclei(rng), blur=5.0))
     (rec,) = qc.failed_checks(blurred, ["DNA"], params=P)
     assert rec["metric"] == "FocusScore" and rec["value"] == blurred["QC_FocusScore_DNA"]
-    assert qc.decide(blurred, ["DNA"], params=P) == ("fail", [rec["reason"]])
+    assert "DNA: focus score" in rec["reason"] and "out of focus" in rec["reason"]
 
 
 def _speed(img, names):
@@ -511,9 +515,9 @@ def test_real_bbbc006_focus_ranks_z10_above_z00(real_data):
     a01_00 = _measure(_read(next(p for p in z00 if "_a01_s1_" in p.name)))
     assert a01_10["QC_FocusScore_DNA"] > 2 * a01_00["QC_FocusScore_DNA"]
     assert a01_10["QC_PowerLogLogSlope_DNA"] > a01_00["QC_PowerLogLogSlope_DNA"] + 0.5
-    assert qc.decide(a01_10, ["DNA"], params=P) == ("pass", [])
-    status, reasons = qc.decide(a01_00, ["DNA"], params=P)
-    assert status == "fail" and len(reasons) == 1 and "out of focus" in reasons[0]
+    assert qc.failed_checks(a01_10, ["DNA"], params=P) == []
+    reasons = _reasons(a01_00, ["DNA"])
+    assert len(reasons) == 1 and "out of focus" in reasons[0]
     (rec,) = qc.failed_checks(a01_00, ["DNA"], params=P)
     assert (rec["channel"], rec["metric"], rec["threshold"]) == ("DNA", "FocusScore", 2.3)
 
@@ -526,7 +530,7 @@ def test_real_examplehuman_passes(real_data):
     )
     names = ["DNA", "PH3", "Cells"]
     m = qc.measure_site(img, names, dtype_max=255, params=P)
-    assert qc.decide(m, names, params=P) == ("pass", [])
+    assert qc.failed_checks(m, names, params=P) == []
     # hundreds of nuclei (CellProfiler counts 289; touching ones merge here)
     assert 150 <= m["QC_ObjectCount_DNA"] <= 350
     assert m["QC_ObjectCount_PH3"] >= 5  # a few mitotic cells
@@ -539,8 +543,8 @@ def test_real_transfluor_plate_mostly_passes(real_data):
     failed = {}
     for f in files:
         m = _measure(tifffile.imread(f), "GFP")
-        status, reasons = qc.decide(m, ["GFP"], params=P)
-        if status != "pass":
+        reasons = _reasons(m, ["GFP"])
+        if reasons:
             failed[f.name] = reasons
     assert len(failed) <= 2, failed  # measured: none flagged
 
@@ -554,11 +558,11 @@ def test_real_cellpainting_16bit_fields_pass(real_data):
         img = np.stack([tifffile.imread(f) for f in files])
         names = ["DAPI", "GFP", "RFP"]
         m = qc.measure_site(img, names, dtype_max=U16, params=P)
-        assert qc.decide(m, names, params=P) == ("pass", []), well
+        assert qc.failed_checks(m, names, params=P) == [], well
     # pediatric field: ch1 is bright-field, which QC focus does not apply to
     files = sorted((root / "pediatric-BR00143976" / "orig").glob("*.tiff"))
     img = np.stack([tifffile.imread(f) for f in files])
     names = [f"ch{i}" for i in range(1, 7)]
     m = qc.measure_site(img, names, dtype_max=U16, params=P)
     params = {**P, "focus_channels": names[1:], "foreground_channels": names[1:]}
-    assert qc.decide(m, names, params=params) == ("pass", [])
+    assert qc.failed_checks(m, names, params=params) == []

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from helpers.synthetic import make_example_plate
 
-from plateflow import qc, qc_plate
-from plateflow.discovery import discover_plate
-from plateflow.steps import collect_plate_qc, measure_qc
-from plateflow.synthetic import make_example_plate
+from plateflow import qc
+from plateflow.qc import plate as qc_plate
+from plateflow.qc.run import collect_plate_qc, measure_qc
+from plateflow.sheets.discovery import discover_plate
 
 EXPECTED = {  # defect -> (status, a word of the reason)
     "out_of_focus": ("fail", "out of focus"),

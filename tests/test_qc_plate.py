@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from plateflow.qc_plate import DEFAULT_PARAMS, plate_relative_flags
+from plateflow.qc.plate import DEFAULT_PARAMS, plate_relative_flags
 
 
 def _plate(n=20, seed=0):

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from plateflow.discovery import well_batch
-from plateflow.illumination import corner_to_centre_ratio
-from plateflow.imageio import read_stack
-from plateflow.provenance import PROVENANCE_COLUMNS, read_table
+from plateflow.core.contract import well_batch
+from plateflow.core.imageio import read_stack
+from plateflow.core.provenance import PROVENANCE_COLUMNS, read_table
+from plateflow.core.stats import corner_to_centre_ratio
 
 pytestmark = [pytest.mark.workflow, pytest.mark.realdata]
 

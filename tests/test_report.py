@@ -1,8 +1,9 @@
-"""Tests of the HTML QC report (plateflow.report)."""
+"""Tests of the HTML QC report (the stage plateflow.report)."""
 
 from __future__ import annotations
 
 import base64
+import html
 import re
 import time
 from html.parser import HTMLParser
@@ -14,9 +15,12 @@ import pandas as pd
 import pytest
 import tifffile
 
-from plateflow import report
-from plateflow.imageio import write_stack
-from plateflow.provenance import write_table
+from plateflow.core.imageio import read_image, read_stack, write_stack
+from plateflow.core.provenance import write_table
+from plateflow.core.stats import corner_to_centre_ratio
+from plateflow.report.html import png_bytes
+from plateflow.report.plate_layout import canonical_well, choose_geometry
+from plateflow.report.run import write_qc_report
 
 CH = ["DNA", "ER", "Mito"]
 METRICS = ["FocusScore", "SaturatedFraction", "ForegroundFraction", "Intensity_P50"]
@@ -160,7 +164,7 @@ def _make_plate(
 def plate(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("plate")
     spec, table = _make_plate(tmp)
-    out = report.write_qc_report(plates=[spec], output=tmp / "out" / "report.html")
+    out = write_qc_report(plates=[spec], output=tmp / "out" / "report.html")
     return spec, table, out, out.read_text(encoding="utf-8")
 
 
@@ -206,14 +210,14 @@ def test_verdict_rules(tmp_path):
     for expected, kwargs in cases.items():
         spec, _ = _make_plate(tmp_path / expected, name=expected, wells=many,
                               with_images=False, flatfield=False, **kwargs)
-        text = report.write_qc_report(plates=[spec], output=tmp_path / f"{expected}.html",
+        text = write_qc_report(plates=[spec], output=tmp_path / f"{expected}.html",
                                       thumbnails_max=0).read_text()
         assert re.findall(r'data-verdict="(\w+)"', text) == [expected]
     # a well with no usable site makes an otherwise clean plate amber
     spec, _ = _make_plate(tmp_path / "w", name="w", wells=many, with_images=False,
                           flatfield=False, failed=(("A01", "1", "x"), ("A01", "2", "y")),
                           unreadable=())
-    text = report.write_qc_report(plates=[spec], output=tmp_path / "w.html").read_text()
+    text = write_qc_report(plates=[spec], output=tmp_path / "w.html").read_text()
     assert 'data-verdict="check"' in text and "1 well(s) without a usable site" in text
 
 
@@ -229,7 +233,7 @@ def test_every_flagged_site_is_listed_with_its_reasons(plate):
         status, reasons = listed[(r.Metadata_Well, r.Metadata_Site)]
         assert status == r.QC_Status
         for reason in r.QC_Reasons.split("; "):
-            assert report.html.escape(reason) in reasons
+            assert html.escape(reason) in reasons
     # grouped reasons in the headline
     assert "<b>1</b> site: DNA: out of focus" in text
     assert "<b>1</b> site: ER: saturated pixels" in text
@@ -254,7 +258,7 @@ def test_thumbnails_one_per_flagged_site_capped(plate, tmp_path):
     er = first[:, 67:131]
     assert (er[:10, :10] == (230, 20, 20)).all() and not (er[20:, 20:] == (230, 20, 20)).all()
     for cap in (0, 2, 50):
-        capped = report.write_qc_report(plates=[spec], output=tmp_path / f"c{cap}.html",
+        capped = write_qc_report(plates=[spec], output=tmp_path / f"c{cap}.html",
                                         thumbnails_max=cap).read_text()
         assert capped.count('<figure class="thumb"') == min(3, cap)
         assert f"({min(3, cap)} of 3 shown)" in capped
@@ -281,17 +285,17 @@ def test_geometry_96_384_1536(plate, tmp_path):
     for wells, n, last in ((["A01", "P24"], 384, "P24"), (["B2", "AF48"], 1536, "AF48")):
         spec, _ = _make_plate(tmp_path / str(n), wells=wells, sites=1, failed=(),
                               unreadable=(), with_images=False, flatfield=False)
-        t = report.write_qc_report(plates=[spec], output=tmp_path / f"{n}.html").read_text()
+        t = write_qc_report(plates=[spec], output=tmp_path / f"{n}.html").read_text()
         cells = _cells(_heatmap(t, "QC_FocusScore_DNA"))
         assert len(cells) == n and last in cells
         present = [w for w, tag in cells.items() if "absent" not in tag]
-        assert sorted(present) == sorted(report._canonical_well(w) for w in wells)
+        assert sorted(present) == sorted(canonical_well(w) for w in wells)
     # 1536 is chosen only when needed; a 13th column makes a plate 384-well
-    assert report._choose_geometry([(7, 11)]).wells == 96
-    assert report._choose_geometry([(7, 12)]).wells == 384
-    assert report._choose_geometry([(16, 0)]).wells == 1536
+    assert choose_geometry([(7, 11)]).wells == 96
+    assert choose_geometry([(7, 12)]).wells == 384
+    assert choose_geometry([(16, 0)]).wells == 1536
     with pytest.raises(ValueError, match="1536"):
-        report._choose_geometry([(0, 48)])
+        choose_geometry([(0, 48)])
 
 
 def test_heatmap_cell_carries_well_median_and_colour(plate):
@@ -334,7 +338,7 @@ def test_well_value_is_the_median_of_its_sites(tmp_path):
                               with_images=False, flatfield=False)
     table["QC_FocusScore_DNA"] = [1.0, 2.0, 10.0, 3.0, 3.0, 3.0]  # B02: median 2, mean 4.3
     write_table(table, spec["qc_table"], step="test", params={})
-    text = report.write_qc_report(plates=[spec], output=tmp_path / "r.html").read_text()
+    text = write_qc_report(plates=[spec], output=tmp_path / "r.html").read_text()
     cells = _cells(_heatmap(text, "QC_FocusScore_DNA"))
     assert 'data-value="2"' in cells["B02"] and 'data-value="3"' in cells["B03"]
     assert 'title="B02: 2"' in cells["B02"]
@@ -344,7 +348,7 @@ def test_well_with_no_readable_site_is_hatched(tmp_path):
     spec, _ = _make_plate(tmp_path, failed=(), unreadable=(("B02", "1"), ("B02", "2")),
                           with_images=False)
     spec["wells"] = [*spec["wells"], "H12"]  # listed but never imaged
-    text = report.write_qc_report(plates=[spec], output=tmp_path / "r.html").read_text()
+    text = write_qc_report(plates=[spec], output=tmp_path / "r.html").read_text()
     cells = _cells(_heatmap(text, "QC_ForegroundFraction_ER"))
     assert 'class="nan"' in cells["B02"] and 'class="nan"' in cells["H12"]
     assert 'class="absent"' in cells["H11"]
@@ -355,9 +359,6 @@ def test_well_with_no_readable_site_is_hatched(tmp_path):
 
 def test_flatfield_images_and_corner_to_centre(plate):
     spec, _, _, text = plate
-    from plateflow.illumination import corner_to_centre_ratio
-    from plateflow.imageio import read_stack
-
     stack, _ = read_stack(spec["flatfield"])
     figs = re.findall(r'<figure class="flat" data-channel="(\w+)">(.*?)</figure>', text)
     assert [ch for ch, _ in figs] == CH
@@ -382,19 +383,38 @@ def test_corner_to_centre_ratio_is_exact_on_a_patchwork_flatfield(tmp_path):
     ff[0, -8:, -8:] = 1.0  # corners average 0.625
     write_stack(tmp_path / "ff.tif", ff, metadata={"channels": ["DNA"]})
     spec["flatfield"] = tmp_path / "ff.tif"
-    text = report.write_qc_report(plates=[spec], output=tmp_path / "r.html").read_text()
+    text = write_qc_report(plates=[spec], output=tmp_path / "r.html").read_text()
     assert re.findall(r'class="ratio">([\d.]+)<', text) == ["0.312"]  # 0.625 / 2
     assert "min 0.5 &middot; max 2<" in text
 
 
+def test_flatfield_with_a_black_centre_has_no_ratio(tmp_path):
+    spec, _ = _make_plate(tmp_path, with_images=False, flatfield=False)
+    ff = np.ones((1, 50, 50), np.float32)
+    ff[0, 20:30, 20:30] = 0.0  # the centre patch is black: the ratio is undefined
+    write_stack(tmp_path / "ff.tif", ff, metadata={"channels": ["DNA"]})
+    spec["flatfield"] = tmp_path / "ff.tif"
+    text = write_qc_report(plates=[spec], output=tmp_path / "r.html").read_text()
+    assert re.findall(r'class="ratio">([^<]+)<', text) == ["n/a (black centre)"]
+
+
+def test_site_files_are_found_by_well_position(tmp_path):
+    spec, _ = _make_plate(tmp_path)
+    spec["site_files"] = {f"{k[0]}{int(k[1:3])}{k[3:]}": v  # "B03/2" -> "B3/2"
+                          for k, v in spec["site_files"].items()}
+    text = write_qc_report(plates=[spec], output=tmp_path / "r.html").read_text()
+    assert text.count('<img class="site"') == 2 and text.count('class="placeholder"') == 1
+    assert "no image files listed" not in text
+
+
 def test_missing_or_broken_flatfield_does_not_stop_the_report(tmp_path):
     spec, _ = _make_plate(tmp_path, with_images=False, flatfield=False)
-    text = report.write_qc_report(plates=[spec], output=tmp_path / "a.html").read_text()
+    text = write_qc_report(plates=[spec], output=tmp_path / "a.html").read_text()
     assert "No flat-field for this plate" in text and '<figure class="flat"' not in text
     broken = tmp_path / "broken.tif"
     broken.write_bytes(b"II*\x00garbage")
     spec["flatfield"] = str(broken)
-    text = report.write_qc_report(plates=[spec], output=tmp_path / "b.html").read_text()
+    text = write_qc_report(plates=[spec], output=tmp_path / "b.html").read_text()
     assert "The flat-field file could not be read" in text
 
 
@@ -402,7 +422,7 @@ def test_text_is_escaped_and_plate_z_maps_are_shown(tmp_path):
     name = 'P<script>alert("x")</script>&1'
     spec, _ = _make_plate(tmp_path, name=name, with_images=False, plate_z=True,
                           failed=(("B02", "1", "DNA: <b>bad</b> & worse"),), unreadable=())
-    text = report.write_qc_report(plates=[spec], output=tmp_path / "r.html").read_text()
+    text = write_qc_report(plates=[spec], output=tmp_path / "r.html").read_text()
     assert "<script>" not in text and "<b>bad</b>" not in text
     assert "P&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;1" in text
     assert "DNA: &lt;b&gt;bad&lt;/b&gt; &amp; worse" in text
@@ -417,7 +437,7 @@ def test_several_plates_and_well_name_forms(tmp_path):
     a, _ = _make_plate(tmp_path / "a", name="A", with_images=False)
     b, _ = _make_plate(tmp_path / "b", name="B", wells=["b2", "B3"], failed=(), unreadable=(),
                        with_images=False)
-    text = report.write_qc_report(plates=[a, b], output=tmp_path / "r.html").read_text()
+    text = write_qc_report(plates=[a, b], output=tmp_path / "r.html").read_text()
     assert text.count('<section class="plate"') == 2
     assert re.findall(r'data-verdict="(\w+)"', text) == ["bad", "ok"]
     assert '<a href="#plate-1">B</a>' in text and 'id="plate-1"' in text
@@ -429,9 +449,9 @@ def test_png_encoder_round_trips():
     rng = np.random.default_rng(1)
     for shape in ((5, 7), (6, 4, 3)):
         a = rng.integers(0, 256, shape, dtype=np.uint8)
-        assert np.array_equal(iio.imread(report.png_bytes(a), extension=".png"), a)
+        assert np.array_equal(iio.imread(png_bytes(a), extension=".png"), a)
     with pytest.raises(ValueError, match="PNG"):
-        report.png_bytes(np.zeros((2, 2, 4), np.uint8))
+        png_bytes(np.zeros((2, 2, 4), np.uint8))
 
 
 def test_384_well_plate_with_3456_sites_is_fast(tmp_path):
@@ -458,7 +478,7 @@ def test_384_well_plate_with_3456_sites_is_fast(tmp_path):
         files[ch] = str(img_dir / f"{ch}.tif")
     site_files = {f"{w}/{s}": files for w, s in zip(table.Metadata_Well, table.Metadata_Site)}
     start = time.perf_counter()
-    out = report.write_qc_report(
+    out = write_qc_report(
         plates=[{"name": "big", "qc_table": qc_path, "flatfield": None, "site_files": site_files,
                  "wells": wells}],
         output=tmp_path / "big.html",
@@ -483,8 +503,9 @@ def test_real_transfluor_plate(real_data, tmp_path):
     QC (the slow part) runs on the first field of every well; the flat-field is the mean of
     all 72 fields.
     """
-    from plateflow import qc
-    from plateflow.imageio import read_image
+    from plateflow.qc.checks import failed_checks
+    from plateflow.qc.defaults import DEFAULT_PARAMS
+    from plateflow.qc.site import measure_site
 
     folder = real_data / "transfluor-plate"
     files = sorted(folder.glob("*.TIF"))
@@ -498,16 +519,17 @@ def test_real_transfluor_plate(real_data, tmp_path):
         m = re.search(r"_([A-P]\d{2})f(\d{2})d2\.TIF$", path.name)
         well, site = m.group(1), str(int(m.group(2)) + 1)
         image = read_image(path)
-        metrics = qc.measure_site(image[None], ["GFP"], dtype_max=255, params=qc.DEFAULT_PARAMS)
+        metrics = measure_site(image[None], ["GFP"], dtype_max=255, params=DEFAULT_PARAMS)
         measured.append((well, site, metrics))
         site_files[f"{well}/{site}"] = {"GFP": str(path)}
     # every real site passes the default QC: demand more foreground so that some sites fail
     # and their real images go through the thumbnail path
     fg = [m["QC_ForegroundFraction_GFP"] for _, _, m in measured]
-    params = dict(qc.DEFAULT_PARAMS, min_foreground_fraction=float(np.quantile(fg, 0.2)))
+    params = dict(DEFAULT_PARAMS, min_foreground_fraction=float(np.quantile(fg, 0.2)))
     rows = []
     for well, site, metrics in measured:
-        status, reasons = qc.decide(metrics, ["GFP"], params=params)
+        reasons = [c["reason"] for c in failed_checks(metrics, ["GFP"], params=params)]
+        status = "fail" if reasons else "pass"
         rows.append({"Metadata_Plate": "AS_09047", "Metadata_Well": well, "Metadata_Site": site,
                      "QC_Status": status, "QC_Reasons": "; ".join(reasons), **metrics})
     table = pd.DataFrame(rows)
@@ -518,7 +540,7 @@ def test_real_transfluor_plate(real_data, tmp_path):
     write_stack(tmp_path / "ff.tif", (flat / flat.mean())[None].astype(np.float32),
                 metadata={"channels": ["GFP"]})
     wells = sorted(table.Metadata_Well.unique())
-    out = report.write_qc_report(
+    out = write_qc_report(
         plates=[{"name": "AS_09047", "qc_table": tmp_path / "qc.parquet",
                  "flatfield": tmp_path / "ff.tif", "site_files": site_files, "wells": wells}],
         output=tmp_path / "real.html",

@@ -1,19 +1,47 @@
-"""Tests for plateflow.segmentation (classical method) on synthetic and real images."""
+"""Tests for plateflow.segmentation: the classical method on synthetic and real images, the
+method registry, and the batch job (a method's load() once per batch)."""
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
+import tifffile
+from scipy import ndimage as ndi
 from skimage.segmentation import expand_labels
 
-from plateflow import segmentation as seg_mod
-from plateflow.segmentation import DEFAULT_PARAMS, Segmentation, segment_site
+from plateflow.core.contract import new_site_path, skipped, write_placeholder
+from plateflow.core.correction import write_reference
+from plateflow.core.imageio import read_stack, sha256_file, sha256_site, write_stack
+from plateflow.core.params import params_hash
+from plateflow.segmentation import (
+    DEFAULT_PARAMS,
+    METHODS,
+    Segmentation,
+    SegmentationMethod,
+    SiteImage,
+    build_method,
+    get_method,
+    register,
+)
+from plateflow.segmentation import base as seg_base
+from plateflow.segmentation.base import COMMON_DEFAULTS
+from plateflow.segmentation.morphology import fill_holes_per_object
+from plateflow.segmentation.run import segment
 
 CHANNELS = ["DNA", "CellBody"]
+
+
+def segment_site(image, channels, *, params):
+    """One site through the method the config selects, as the batch job runs it."""
+    method = build_method(params)
+    method.load()
+    return method.segment(SiteImage(image, channels))
 
 
 def _disk_mask(shape, center, radius):
@@ -162,10 +190,10 @@ def test_hole_between_two_objects_is_not_filled():
     labels[5:15, 5:10] = 1
     labels[5:15, 10:15] = 2
     labels[9:11, 9:11] = 0  # hole touching both objects
-    out = seg_mod.fill_holes_per_object(labels)
+    out = fill_holes_per_object(labels)
     assert (out[9:11, 9:11] == 0).all()
     labels[9:11, 6:8] = 0  # hole inside object 1 only
-    assert (seg_mod.fill_holes_per_object(labels)[9:11, 6:8] == 1).all()
+    assert (fill_holes_per_object(labels)[9:11, 6:8] == 1).all()
 
 
 def test_cells_from_channel_contain_their_nucleus(grid_site):
@@ -257,6 +285,140 @@ def test_deterministic(grid_site):
     a = segment_site(grid_site, CHANNELS, params=_params())
     b = segment_site(grid_site, CHANNELS, params=_params())
     assert np.array_equal(a.nuclei, b.nuclei) and np.array_equal(a.cells, b.cells)
+
+
+def test_method_options_are_checked_when_the_method_is_built():
+    params = _params()
+    params["classical"]["smoothing"] = 2.0  # a typo of smoothing_sigma
+    with pytest.raises(ValueError, match="smoothing_sigma"):
+        build_method(params)
+    with pytest.raises(ValueError, match="otsu, li"):
+        build_method(_params(cells_threshold_method="triangle"))
+    with pytest.raises(ValueError, match="nucleus_diameter_min"):
+        build_method(_params(nucleus_diameter_min=0))
+
+
+def test_default_params_hold_every_method_section():
+    assert set(DEFAULT_PARAMS) == set(COMMON_DEFAULTS) | set(METHODS)
+    assert DEFAULT_PARAMS["classical"] == get_method("classical").defaults
+
+
+# --------------------------------------------------------------------------------------------
+# the batch job: run.segment
+# --------------------------------------------------------------------------------------------
+
+
+def _write_batch(folder: Path, images: dict, *, skip=()) -> list[str]:
+    """Corrected stacks of a batch as the correction stage writes them; returns the site ids."""
+    ids = []
+    for i, (well_site, image) in enumerate(images.items()):
+        well, site = well_site.split("/")
+        meta = {"plate": "P", "well": well, "site": site, "channels": CHANNELS,
+                "image_sha256": f"{i:064x}", "lineage": {"correct_illumination": "abc"}}
+        path = new_site_path(folder, well, site, ".tiff")
+        if well_site in skip:
+            write_placeholder(path, pages=len(CHANNELS), dtype=np.float32, reason="QC fail: blur",
+                              metadata=meta)
+        else:
+            write_stack(path, image, metadata=meta)
+        ids.append(well_site)
+    return ids
+
+
+@pytest.fixture
+def counting_method(monkeypatch, tmp_path):
+    """A method registered for one test that counts its load() and segment() calls and loads
+    "weights" from a file."""
+    monkeypatch.setattr(seg_base, "METHODS", dict(seg_base.METHODS))  # unregistered afterwards
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"not a real model")
+
+    @register("counting")
+    class Counting(SegmentationMethod):
+        defaults: ClassVar[dict] = {"level": 0.25}
+        calls: ClassVar[dict] = {"load": 0, "segment": 0}
+
+        def load(self):
+            self.calls["load"] += 1
+            self.record_weights(weights, name="toy-model")
+
+        def segment(self, site):
+            self.calls["segment"] += 1
+            nuclei = ndi.label(site.plane(self.nuclei_channel, key="nuclei_channel")
+                               > self.config["level"])[0]
+            return self.result(nuclei, expand_labels(nuclei, 3))
+
+    params = {**copy.deepcopy(DEFAULT_PARAMS), "method": "counting", "counting": {"level": 0.3}}
+    return Counting, params, hashlib.sha256(weights.read_bytes()).hexdigest()
+
+
+def test_batch_loads_the_method_once(counting_method, grid_site, tmp_path):
+    method, params, weights_sha = counting_method
+    sites = _write_batch(tmp_path / "pre", {"B02/1": grid_site, "B02/2": grid_site[:, ::-1],
+                                            "B03/1": grid_site[:, :, ::-1]})
+    n = segment(sites=sites, preprocessed_dir=tmp_path / "pre", params=params,
+                out_dir=tmp_path / "seg")
+    assert n == 3
+    assert method.calls == {"load": 1, "segment": 3}
+    labels, meta = read_stack(tmp_path / "seg" / "B03" / "s1.tiff")
+    assert labels.shape == (3, *grid_site.shape[1:]) and labels.dtype == np.int32
+    assert labels[0].max() == 16
+    assert meta["compartments"] == ["Nuclei", "Cells", "Cytoplasm"]
+    assert meta["segmentation"] == {"method": "counting", "model": "toy-model",
+                                    "weights_sha256": weights_sha}
+    assert meta["lineage"] == {"correct_illumination": "abc", "segment": params_hash(params)}
+
+
+def test_skipped_sites_stay_placeholders_and_load_nothing(counting_method, grid_site, tmp_path):
+    method, params, _ = counting_method
+    sites = _write_batch(tmp_path / "pre", {"B02/1": grid_site, "B02/2": grid_site},
+                         skip={"B02/1", "B02/2"})
+    assert segment(sites=sites, preprocessed_dir=tmp_path / "pre", params=params,
+                   out_dir=tmp_path / "seg") == 0
+    assert method.calls == {"load": 0, "segment": 0}  # no site to segment: no model loaded
+    stack, meta = read_stack(tmp_path / "seg" / "B02" / "s2.tiff")
+    assert stack.shape == (3, 1, 1) and stack.dtype == np.int32
+    assert skipped(meta) == "QC fail: blur"
+    assert meta["segmentation"] == {"method": None, "model": None, "weights_sha256": None}
+
+
+def test_batch_job_gives_the_method_result_also_from_float16(grid_site, tmp_path):
+    params = _params()
+    params["cells_channel"] = "CellBody"
+    half = grid_site.astype(np.float16)
+    sites = _write_batch(tmp_path / "pre", {"C04/1": grid_site, "C04/2": half})
+    assert segment(sites=sites, preprocessed_dir=tmp_path / "pre", params=params,
+                   out_dir=tmp_path / "seg") == 2
+    for site, image in (("s1", grid_site), ("s2", half.astype(np.float32))):
+        expected = segment_site(image, CHANNELS, params=params)
+        labels, meta = read_stack(tmp_path / "seg" / "C04" / f"{site}.tiff")
+        assert np.array_equal(labels, np.stack([expected.nuclei, expected.cells,
+                                                expected.cytoplasm]))
+        assert meta["segmentation"] == {"method": "classical", "model": None,
+                                        "weights_sha256": None}
+
+
+def test_batch_job_reads_reference_storage(grid_site, tmp_path):
+    """The default storage keeps no pixels: the stage corrects the raw files on reading."""
+    raw = np.round(grid_site * 60000).astype(np.uint16)
+    files = {}
+    for name, plane in zip(CHANNELS, raw):
+        files[name] = str(tmp_path / f"raw_{name}.tif")
+        tifffile.imwrite(files[name], plane)
+    flatfield = tmp_path / "flatfield.tiff"
+    write_stack(flatfield, np.ones(raw.shape, np.float32), metadata={"channels": CHANNELS})
+    meta = {"plate": "P", "well": "D05", "site": "1", "channels": CHANNELS,
+            "image_sha256": sha256_site(files, CHANNELS), "lineage": {}}
+    write_reference(new_site_path(tmp_path / "pre", "D05", "1", ".tiff"), files=files,
+                    channels=CHANNELS, flatfield=flatfield, flatfield_sha256=sha256_file(flatfield),
+                    dtype_max=65535, camera_offset=0.0, metadata=meta)
+    params = _params()
+    assert segment(sites=["D05/1"], preprocessed_dir=tmp_path / "pre", params=params,
+                   out_dir=tmp_path / "seg") == 1
+    labels, _ = read_stack(tmp_path / "seg" / "D05" / "s1.tiff")
+    expected = segment_site(raw.astype(np.float32) * np.float32(1 / 65535), CHANNELS,
+                            params=params)
+    assert labels[0].max() == 16 and np.array_equal(labels[0], expected.nuclei)
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,9 +22,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from helpers.synthetic import make_example_plate
 
-from plateflow.provenance import VOLATILE_COLUMNS, read_table
-from plateflow.synthetic import make_example_plate
+from plateflow.core.provenance import VOLATILE_COLUMNS, read_table
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 

@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from helpers import synthetic
+from helpers.synthetic import CHANNELS, DEFECTS, PLATE_LAYOUT, make_example_plate
 from scipy import ndimage as ndi
 from skimage import feature, filters, measure, segmentation
-
-from plateflow import synthetic
-from plateflow.synthetic import CHANNELS, DEFECTS, PLATE_LAYOUT, make_example_plate
 
 SIZE = 256
 SITES = 6  # more than the minimum 3, so the flat-field is recoverable from the clean sites

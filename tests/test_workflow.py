@@ -16,11 +16,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from helpers.synthetic import make_example_plate
 
-from plateflow.discovery import well_batch
-from plateflow.imageio import read_stack
-from plateflow.provenance import PROVENANCE_COLUMNS, read_file_metadata, read_table
-from plateflow.synthetic import make_example_plate
+from plateflow.core.contract import well_batch
+from plateflow.core.imageio import read_stack
+from plateflow.core.provenance import PROVENANCE_COLUMNS, read_file_metadata, read_table
 
 pytestmark = pytest.mark.workflow
 

@@ -9,7 +9,7 @@ rule aggregate_wells:
         aggregate=config["aggregate"],
         platemap=get_batch_platemap,
         sites=get_batch_site_ids,
-        channels=CHANNELS,
+        code=CODE["profiles"],
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
@@ -30,6 +30,7 @@ rule normalize_plate:
         "logs/normalize_plate/{plate}.log",
     params:
         normalize=config["normalize"],
+        code=CODE["profiles"],
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
@@ -49,6 +50,8 @@ rule merge_experiment:
         normalized="results/experiment/profiles_normalized.parquet",
     log:
         "logs/merge_experiment/experiment.log",
+    params:
+        code=CODE["profiles"],
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,

@@ -11,6 +11,7 @@ rule extract_features:
     params:
         features=config["features"],
         sites=get_batch_site_ids,
+        code=CODE["features"],
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,

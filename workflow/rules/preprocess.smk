@@ -1,17 +1,23 @@
+# The flat-field is estimated once per plate and key (common.smk, flatfield_key): the key
+# hashes the illumination and QC parameters, channels, bit depth and code, so changing any of
+# them makes a new flat-field and re-corrects every site in the same run. The plate QC table
+# is an `ancient` input: a site added later is corrected with the existing (frozen) flat-field
+# and no other batch is redone; `snakemake --forcerun estimate_illumination` re-estimates it
+# from every site on purpose (and re-corrects every site).
 rule estimate_illumination:
     input:
         qc=ancient("results/qc/{plate}/sites.parquet"),
     output:
-        image="results/illumination/{plate}/flatfield.tiff",
-        table="results/illumination/{plate}/flatfield.parquet",
+        image="results/illumination/{plate}/{key}/flatfield.tiff",
+        table="results/illumination/{plate}/{key}/flatfield.parquet",
     log:
-        "logs/estimate_illumination/{plate}.log",
+        "logs/estimate_illumination/{plate}/{key}.log",
     benchmark:
-        "benchmarks/estimate_illumination/{plate}.tsv"
+        "benchmarks/estimate_illumination/{plate}/{key}.tsv"
     params:
         illumination=config["illumination"],
-        qc=config["qc"],
-        channels=CHANNELS,
+        channels=get_channels,
+        code=CODE["illumination"],
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
@@ -22,19 +28,12 @@ rule estimate_illumination:
         "../../scripts/estimate_illumination.py"
 
 
-# The QC gate: a site that did not pass QC stops here (its output is an empty placeholder that
-# says why), so it is never segmented. The flat-field is estimated once per plate: it reads
-# the plate QC table as an `ancient` input, so a site added later is corrected with the
-# existing flat-field and the other batches are not redone (every image records the flat-field
-# it used). Changing the illumination or QC parameters re-estimates it and re-corrects every
-# site. Each batch also reads its own QC table: without that edge, Snakemake 9 does not
-# schedule a batch whose only path to a rerunning job is the `ancient` one. The raw files are
-# not listed again here: the QC table depends on them (a replaced image reruns QC, then this),
-# and listing 17,280 files a plate twice doubles the planning time of a screen.
+# The QC gate: a site that did not pass QC stops here (its output is a placeholder that says
+# why), so it is never segmented. The batch's QC table holds each site's decision and files.
 rule correct_illumination:
     input:
         qc="results/qc/{plate}/batches/{batch}.parquet",
-        flatfield=ancient("results/illumination/{plate}/flatfield.tiff"),
+        flatfield=get_flatfield,
     output:
         images=directory("results/preprocessed/{plate}/{batch}"),
     log:
@@ -43,10 +42,10 @@ rule correct_illumination:
         "benchmarks/correct_illumination/{plate}/{batch}.tsv"
     params:
         preprocess=config["preprocess"],
-        illumination=config["illumination"],
         sites=get_batch_site_ids,
-        channels=CHANNELS,
+        channels=get_channels,
         bit_depth=get_bit_depth,
+        code=CODE["illumination"],
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 1500 * attempt,

@@ -1,8 +1,8 @@
 # Per-image rules run on batches of neighbouring wells (config `batching.wells_per_job`); each
 # batch job loops over its sites and keeps one output per site (or one row per site).
+# measure_qc lists no raw files as inputs (a screen has millions): its params carry the batch's
+# files and a fingerprint of their size and mtime, so a replaced image reruns its batch.
 rule measure_qc:
-    input:
-        get_batch_files,  # site by site, in channel order
     output:
         table="results/qc/{plate}/batches/{batch}.parquet",
     log:
@@ -11,9 +11,11 @@ rule measure_qc:
         "benchmarks/measure_qc/{plate}/{batch}.tsv"
     params:
         qc=config["qc"],
-        sites=get_batch_site_ids,
-        channels=CHANNELS,
+        sites=get_batch_sites,
+        fingerprint=get_batch_fingerprint,
+        channels=get_channels,
         bit_depth=get_bit_depth,
+        code=CODE["qc"],
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 1000 * attempt,
@@ -34,7 +36,8 @@ rule collect_plate_qc:
         "logs/collect_plate_qc/{plate}.log",
     params:
         qc_plate=config["qc_plate"],
-        channels=CHANNELS,
+        channels=get_channels,
+        code=CODE["qc"],
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 1000 * attempt,

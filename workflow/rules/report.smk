@@ -1,13 +1,14 @@
 rule report_qc:
     input:
         tables=expand("results/qc/{plate}/sites.parquet", plate=PLATES),
-        flatfields=expand("results/illumination/{plate}/flatfield.tiff", plate=PLATES),
+        flatfields=get_report_flatfields,
     output:
         report("results/qc/report.html", caption="../report/qc.rst", category="QC"),
     log:
         "logs/report_qc/report.log",
     params:
         plates=get_report_plates,
+        code=CODE["report"],
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,

@@ -11,6 +11,7 @@ rule segment:
     params:
         segmentation=config["segmentation"],
         sites=get_batch_site_ids,
+        code=CODE["segmentation"],
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,

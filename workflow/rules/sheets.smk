@@ -11,6 +11,7 @@ rule write_image_sheet:
         plate=get_plate_config,
         channels=config["channels"],
         digest=get_image_sheet_digest,
+        code=CODE["sheets"],
     conda:
         "../../envs/io.yaml"
     script:

@@ -1,0 +1,103 @@
+"""The features batch job: corrected stacks and label stacks in, one Parquet table per site out.
+
+Input, per site: ``<preprocessed_dir>/<well>/s<site>.tiff`` (the corrected site in any
+``preprocess.storage``, read by :func:`plateflow.core.correction.read_preprocessed`, used as
+float32) and ``<labels_dir>/<well>/s<site>.tiff`` (the
+label stack, its pages named by ``compartments`` in its metadata). Output, per site:
+``<out_dir>/<well>/s<site>.parquet``, one row per cell: the site keys
+(:data:`plateflow.core.contract.SITE_KEYS`), :func:`~plateflow.features.measure.feature_columns`,
+and the provenance columns. A site the QC gate stopped gets an empty table with every column,
+whose metadata says why (``skipped``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from plateflow.core.contract import new_site_path, parse_site_ids, site_frame, site_path, skipped
+from plateflow.core.correction import read_preprocessed
+from plateflow.core.imageio import read_stack
+from plateflow.core.provenance import add_provenance, write_table
+from plateflow.features.measure import OBJECT_NUMBER, SiteLabels, feature_columns, measure_objects
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["extract_features", "extract_site_features"]
+
+
+def extract_features(
+    *, sites: Sequence[str], preprocessed_dir: str | Path, labels_dir: str | Path, params: Mapping,
+    out_dir: str | Path,
+) -> int:
+    """Measure every cell of every site of a batch: ``<out_dir>/<well>/s<site>.parquet``.
+
+    Parameters
+    ----------
+    sites : sequence of str
+        The batch's sites, ``"well/site"``.
+    preprocessed_dir, labels_dir : path
+        The batch's folders of corrected stacks and of label stacks.
+    params : mapping
+        The ``features:`` config section.
+    out_dir : path
+        The batch's folder of feature tables.
+
+    Returns
+    -------
+    int
+        The number of cells measured.
+    """
+    n_cells = 0
+    for well, site in parse_site_ids(sites):
+        n_cells += len(extract_site_features(
+            preprocessed=site_path(preprocessed_dir, well, site, ".tiff"),
+            labels=site_path(labels_dir, well, site, ".tiff"),
+            params=params, output=new_site_path(out_dir, well, site, ".parquet"),
+        ))
+    return n_cells
+
+
+def extract_site_features(
+    *, preprocessed: str | Path, labels: str | Path, params: Mapping, output: str | Path
+) -> pd.DataFrame:
+    """Measure every cell of one site: one row per cell, CellProfiler-style columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table written to ``output`` (site keys, features, provenance).
+    """
+    stack, meta = read_stack(labels)
+    reason = skipped(meta)
+    if reason is not None:
+        # No cells: an empty table with every column, so the gathers need no special case.
+        table = pd.DataFrame({c: pd.Series(dtype="float64")
+                              for c in feature_columns(meta["channels"], params=params)})
+        table[OBJECT_NUMBER] = table[OBJECT_NUMBER].astype("int64")
+    else:
+        image, _ = read_preprocessed(preprocessed)
+        # corrected images may be stored as float16: measure in float32
+        image = np.asarray(image, dtype=np.float32)
+        pages = dict(zip(meta["compartments"], stack))
+        seg = SiteLabels(nuclei=pages["Nuclei"], cells=pages["Cells"],
+                         cytoplasm=pages["Cytoplasm"])
+        table = measure_objects(image, meta["channels"], seg, params=params)
+    keys = site_frame(meta["plate"], meta["well"], meta["site"], len(table))
+    table = pd.concat([keys, table.reset_index(drop=True)], axis=1)
+    lineage = dict(meta["lineage"])
+    table = add_provenance(table, step="extract_features", params=params,
+                           image_sha256=meta["image_sha256"], lineage=lineage,
+                           segmentation=meta["segmentation"])
+    notes = {"site": str(meta["site"]), "image_sha256": meta["image_sha256"]}
+    if reason is not None:
+        notes["skipped"] = reason
+    write_table(table, output, step="extract_features", params=params, lineage=lineage,
+                notes=notes)
+    logger.debug("plate %s, well %s, site %s: %d cells measured", meta["plate"], meta["well"],
+                 meta["site"], len(table))
+    return table

@@ -1,0 +1,1 @@
+"""Test helpers: the synthetic plate generator (also the example plate's generator)."""
