@@ -18,6 +18,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
+from plateflow.core.contract import prune_stale_batches  # noqa: E402
 from plateflow.core.params import canonical, code_hash, params_hash  # noqa: E402
 from plateflow.sheets.checks import MODEL_METHODS, check_config, schema_problems  # noqa: E402
 from plateflow.sheets.discovery import load_experiment  # noqa: E402
@@ -235,3 +236,11 @@ def get_final_outputs(wildcards):
         *expand("results/sheets/{plate}.csv", plate=PLATES),
         *expand("results/qc/{plate}/reacquire.csv", plate=PLATES),
     ]
+
+
+# A finished run keeps only the current batches' outputs: after a change of
+# batching.wells_per_job, the old batches' folders would otherwise stay in results/.
+onsuccess:
+    for plate in PLATES:
+        for path in prune_stale_batches("results", plate, get_plate_batches(plate)):
+            print(f"plateflow: removed {path}, an output of a batch that no longer exists")

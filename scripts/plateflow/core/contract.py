@@ -53,6 +53,7 @@ __all__ = [
     "new_site_path",
     "parse_site_ids",
     "prune_other_keys",
+    "prune_stale_batches",
     "read_qc_decisions",
     "site_frame",
     "site_id",
@@ -73,6 +74,7 @@ SKIPPED = "skipped"
 SHEET_FILE = "Image_FileName_"
 _WELL = re.compile(r"^([A-Z]+)(\d+)$")
 _KEY = re.compile(r"[0-9a-f]{16}")
+_BATCH = re.compile(r"[A-Z]{1,2}\d{2}(-[A-Z]{1,2}\d{2})?")
 
 
 def well_batch(well: str, wells_per_job: int) -> str:
@@ -144,6 +146,35 @@ def prune_other_keys(key_folder: str | Path) -> list[Path]:
         if sibling.is_dir() and sibling != key_folder and _KEY.fullmatch(sibling.name):
             shutil.rmtree(sibling)
             removed.append(sibling)
+    return removed
+
+
+#: The per-batch outputs of a plate, under the results folder.
+BATCH_OUTPUTS = ("qc/{plate}/batches", "preprocessed/{plate}", "segmentation/{plate}",
+                 "features/{plate}", "wells/{plate}")
+
+
+def prune_stale_batches(results: str | Path, plate: str, batches) -> list[Path]:
+    """Remove a plate's per-batch outputs whose batch no longer exists.
+
+    Batches are named by their block of wells, so changing ``batching.wells_per_job`` (or
+    removing every site of a block) leaves the old batches' outputs behind, where a glob over
+    the results would count their cells twice. Returns what was removed.
+    """
+    keep = set(batches)
+    removed = []
+    for pattern in BATCH_OUTPUTS:
+        folder = Path(results) / pattern.format(plate=plate)
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            name = entry.name.removesuffix(".parquet")
+            if _BATCH.fullmatch(name) and name not in keep:
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                removed.append(entry)
     return removed
 
 
