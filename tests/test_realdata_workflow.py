@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from plateflow.core.contract import well_batch
+from plateflow.core.correction import read_preprocessed
 from plateflow.core.imageio import read_stack
 from plateflow.core.provenance import PROVENANCE_COLUMNS, read_table
 from plateflow.core.stats import corner_to_centre_ratio
@@ -28,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 def run_workflow(work: Path, config: dict) -> None:
     base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     base.update(config)
+    base["batching"] = {"wells_per_job": 6}
     (work / "config").mkdir(parents=True, exist_ok=True)
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
@@ -59,10 +61,12 @@ def test_transfluor_plate_end_to_end(real_data, tmp_path):
     assert "Cells_Intensity_MeanIntensity_GFP" in plate.columns
     # The flat-field takes the vignetting out: corner/centre of the plate's mean image.
     preprocessed = results / "preprocessed" / "AS_09047"
-    corrected_mean = sum(read_stack(preprocessed / well_batch(w, 6) / w / f"s{s}.tiff")[0][0]
-                         for w in wells for s in "012") / 72
+    corrected_mean = sum(
+        read_preprocessed(preprocessed / well_batch(w, 6) / w / f"s{s}.tiff")[0][0]
+        for w in wells for s in "012") / 72
     assert abs(corner_to_centre_ratio(corrected_mean) - 1.0) < 0.10
-    field, meta = read_stack(results / "illumination" / "AS_09047" / "flatfield.tiff")
+    [flatfield] = (results / "illumination" / "AS_09047").glob("*/flatfield.tiff")
+    field, meta = read_stack(flatfield)
     assert meta["channels"] == ["GFP"] and corner_to_centre_ratio(field[0]) < 0.8
 
 

@@ -21,6 +21,7 @@ The illumination stage writes one preprocessed file per site
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -92,14 +93,27 @@ def correct_site(
     return out
 
 
+def _relative_to(path: str | Path, folder: Path) -> str:
+    """A path as seen from ``folder``: results move together, so a reference stays valid."""
+    return os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
+
+
 def write_reference(
     path: str | Path, *, files: Mapping[str, str], channels: Sequence[str], flatfield: str | Path,
     flatfield_sha256: str, dtype_max: float, camera_offset: float, metadata: Mapping,
 ) -> None:
-    """Write a ``reference`` preprocessed file: what :func:`read_preprocessed` needs, no pixels."""
+    """Write a ``reference`` preprocessed file: what :func:`read_preprocessed` needs, no pixels.
+
+    The flat-field (inside the results tree) and relative raw paths are kept relative to the
+    file's own folder, so the reference reads the same from any working directory and after
+    the results folder is moved with its images; absolute raw paths stay absolute.
+    """
+    folder = Path(path).parent
+    kept = {c: str(files[c]) if os.path.isabs(files[c]) else _relative_to(files[c], folder)
+            for c in channels}
     write_stack(path, np.zeros((len(channels), 1, 1), np.uint8), metadata={
-        **metadata, "storage": "reference", "files": {c: str(files[c]) for c in channels},
-        "flatfield": str(flatfield), "flatfield_sha256": flatfield_sha256,
+        **metadata, "storage": "reference", "files": kept,
+        "flatfield": _relative_to(flatfield, folder), "flatfield_sha256": flatfield_sha256,
         "dtype_max": float(dtype_max), "camera_offset": float(camera_offset),
     })
 
@@ -135,12 +149,14 @@ def read_preprocessed(path: str | Path) -> tuple[np.ndarray, dict]:
     if meta.get("storage") != "reference" or meta.get("skipped"):
         return np.asarray(stack, dtype=np.float32), meta
     channels = meta["channels"]
-    if sha256_site(meta["files"], channels) != meta["image_sha256"]:
+    folder = Path(path).parent
+    files = {c: str(folder / f) for c, f in meta["files"].items()}  # absolute paths stay
+    if sha256_site(files, channels) != meta["image_sha256"]:
         raise PreprocessedChangedError(
             f"plate {meta['plate']}, well {meta['well']}, site {meta['site']}: its raw images "
-            f"changed since QC ({', '.join(meta['files'].values())}); rerun the workflow")
-    image = read_site(meta["files"], channels)
-    fields = _flatfield(meta["flatfield"], meta["flatfield_sha256"])
+            f"changed since QC ({', '.join(files.values())}); rerun the workflow")
+    image = read_site(files, channels)
+    fields = _flatfield(os.path.abspath(folder / meta["flatfield"]), meta["flatfield_sha256"])
     corrected = correct_site(image, fields, dtype_max=meta["dtype_max"],
                              camera_offset=meta["camera_offset"])
     return corrected, meta

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from skimage.measure import regionprops_table
 
 from plateflow.features.registry import Images, Objects, register_family
 
@@ -40,12 +39,10 @@ def location(objects: Objects, images: Images, params: Mapping) -> dict[str, np.
     dict of str to (N,) float64 ndarray
     """
     out = {name: np.full(objects.n, np.nan) for name in LOCATION_FEATURES}
-    lab = objects.labels
-    if lab.max(initial=0) == 0:
+    found = objects.regionprops(("centroid",))
+    if found is None:
         return out
-    props = regionprops_table(lab, properties=("label", "centroid"))
-    rows = objects.rows(props["label"])
-    keep = rows >= 0
-    out["Center_X"][rows[keep]] = props["centroid-1"][keep]
-    out["Center_Y"][rows[keep]] = props["centroid-0"][keep]
+    props, rows, keep = found
+    out["Center_X"][rows] = props["centroid-1"][keep]
+    out["Center_Y"][rows] = props["centroid-0"][keep]
     return out

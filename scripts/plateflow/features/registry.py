@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from skimage.measure import regionprops_table
 
 __all__ = [
     "FAMILIES",
@@ -72,6 +73,21 @@ class Objects:
         lut = np.full(size, -1, dtype=np.int64)
         lut[self.numbers] = np.arange(self.numbers.size)
         return lut[labels]
+
+    def regionprops(self, properties: Sequence[str]) -> tuple[dict, np.ndarray, np.ndarray] | None:
+        """scikit-image's ``regionprops_table`` of the compartment, placed on the rows.
+
+        Returns
+        -------
+        None where the compartment has no object; else ``(props, rows, keep)``: the table,
+        the row of each kept region, and which regions are kept (labels that are a row).
+        """
+        if self.labels.max(initial=0) == 0:
+            return None
+        props = regionprops_table(self.labels, properties=("label", *properties))
+        rows = self.rows(props["label"])
+        keep = rows >= 0  # labels in a compartment but not in nuclei/cells are ignored
+        return props, rows[keep], keep
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from skimage.measure import regionprops_table
 
 from plateflow.features.registry import Images, Objects, register_family
 
@@ -78,13 +77,10 @@ def area_shape(objects: Objects, images: Images, params: Mapping) -> dict[str, n
     dict of str to (N,) float64 ndarray
     """
     out = {name: np.full(objects.n, np.nan) for name in SHAPE_FEATURES}
-    lab = objects.labels
-    if lab.max(initial=0) == 0:
+    found = objects.regionprops(tuple(_REGIONPROPS))
+    if found is None:
         return out
-    props = regionprops_table(lab, properties=("label", *_REGIONPROPS))
-    rows = objects.rows(props["label"])
-    keep = rows >= 0  # labels in a compartment but not in nuclei/cells are ignored
-    rows = rows[keep]
+    props, rows, keep = found
 
     def put(name: str, values: np.ndarray) -> None:
         out[name][rows] = np.asarray(values, np.float64)[keep]
