@@ -248,3 +248,13 @@ def test_a_schema_error_names_the_key_and_its_allowed_values(generated, tmp_path
            "'background', 'median', 'mean', 'trimmed_mean'" in message
     assert "config 'qc': unknown key(s) 'min_focus'; allowed:" in message
     assert "$schema" not in message and "additionalProperties" not in message
+
+
+def test_a_gpu_for_a_method_without_one_is_a_warning(generated, tmp_path):
+    work = make_workdir(tmp_path / "w", generated)
+    config = read_config(work)
+    config["segmentation"]["gpu"] = True
+    write_config(work, config)
+    done = snakemake(work, "-n")
+    assert "'segmentation.gpu': true asks every segmentation job for a GPU, but method " \
+           "'classical' does not use one" in done.stdout + done.stderr

@@ -14,13 +14,19 @@ from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from plateflow.core.contract import prune_stale_batches  # noqa: E402
 from plateflow.core.params import canonical, code_hash, params_hash  # noqa: E402
-from plateflow.sheets.checks import MODEL_METHODS, check_config, schema_problems  # noqa: E402
+from plateflow.sheets.checks import (  # noqa: E402
+    MODEL_METHODS,
+    check_config,
+    config_warnings,
+    schema_problems,
+)
 from plateflow.sheets.discovery import load_experiment  # noqa: E402
 from plateflow.sheets.errors import DiscoveryError  # noqa: E402
 
@@ -32,6 +38,8 @@ validate(config, schema="../schemas/config.schema.yaml")  # fills in every defau
 _canonical = canonical(config, SCHEMA)
 config.clear()
 config.update(_canonical)
+for _warning in config_warnings(config):
+    logger.warning(f"plateflow: {_warning}")
 
 
 #: The package code behind each step (see plateflow.core.params.code_hash).

@@ -4,7 +4,7 @@ The schema (``workflow/schemas/config.schema.yaml``) checks types, allowed value
 keys; :func:`schema_problems` turns its errors into one line per offending key. The checks here
 need the discovered plates too: channel names that a stage uses, the control wells that plate
 normalisation needs, settings that contradict each other, and output folders that cannot be
-written.
+written. :func:`config_warnings` lists settings that are allowed but probably not meant.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from plateflow.core.contract import well_sort_key
 from plateflow.sheets.discovery import Experiment
 from plateflow.sheets.errors import DiscoveryError
 
-__all__ = ["check_config", "schema_problems"]
+__all__ = ["check_config", "config_warnings", "schema_problems"]
 
 #: Config keys (section, key) whose value names one channel, or a list of channels.
 CHANNEL_KEYS = (
@@ -100,10 +100,6 @@ def _control_problems(config: Mapping, experiment: Experiment) -> list[str]:
 def _contradictions(config: Mapping) -> list[str]:
     seg = config["segmentation"]
     problems = []
-    uses_model = seg["method"] in MODEL_METHODS
-    if seg["gpu"] and not uses_model:
-        problems.append(f"config 'segmentation.gpu': true asks every segmentation job for a GPU, "
-                        f"but method '{seg['method']}' does not use one; set gpu: false")
     if seg["cells_channel"] is not None and seg["cells_channel"] == seg["nuclei_channel"]:
         problems.append(f"config 'segmentation.cells_channel': '{seg['cells_channel']}' is also "
                         f"the nuclei channel; use a cytoplasm or membrane channel, or null to "
@@ -118,6 +114,16 @@ def _contradictions(config: Mapping) -> list[str]:
         problems.append("config 'qc.focus_sigma_fine' must be smaller than focus_sigma_coarse "
                         f"({qc['focus_sigma_fine']} >= {qc['focus_sigma_coarse']})")
     return problems
+
+
+def config_warnings(config: Mapping) -> list[str]:
+    """Settings that are allowed but probably not meant: said when the workflow loads."""
+    seg = config["segmentation"]
+    warnings = []
+    if seg["gpu"] and seg["method"] not in MODEL_METHODS:
+        warnings.append(f"config 'segmentation.gpu': true asks every segmentation job for a "
+                        f"GPU, but method '{seg['method']}' does not use one")
+    return warnings
 
 
 def _writable(folder: Path) -> bool:
