@@ -19,7 +19,12 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
-from plateflow.core.contract import prune_stale_batches  # noqa: E402
+from plateflow.core.contract import (  # noqa: E402
+    BATCH_PATTERN,
+    KEY_PATTERN,
+    prune_stale_batches,
+    site_id,
+)
 from plateflow.core.params import canonical, code_hash, params_hash  # noqa: E402
 from plateflow.sheets.checks import (  # noqa: E402
     MODEL_METHODS,
@@ -57,8 +62,8 @@ PLATES = list(config["plates"])
 
 wildcard_constraints:
     plate=r"[A-Za-z0-9_.\-]+",
-    batch=r"[A-Z]{1,2}\d{2}(-[A-Z]{1,2}\d{2})?",
-    key=r"[0-9a-f]{16}",
+    batch=BATCH_PATTERN,
+    key=KEY_PATTERN,
 
 
 # ------------------------------------------------------------- example plates and discovery --
@@ -120,7 +125,7 @@ def _batch_sites(plate, batch):
 
 @functools.cache
 def _batch_site_ids(plate, batch):
-    return [f"{s.well}/{s.site}" for s in _batch_sites(plate, batch)]
+    return [site_id(s.well, s.site) for s in _batch_sites(plate, batch)]
 
 
 def get_batch_sites(wildcards):
@@ -211,9 +216,12 @@ def flatfield_key(plate):
     })
 
 
-def get_flatfield(wildcards):
-    plate = wildcards.plate
+def flatfield_path(plate):
     return f"results/illumination/{plate}/{flatfield_key(plate)}/flatfield.tiff"
+
+
+def get_flatfield(wildcards):
+    return flatfield_path(wildcards.plate)
 
 
 # ------------------------------------------------------------------------- models, report --
@@ -232,7 +240,7 @@ def get_report_plates(wildcards):
 
 
 def get_report_flatfields(wildcards):
-    return [f"results/illumination/{p}/{flatfield_key(p)}/flatfield.tiff" for p in PLATES]
+    return [flatfield_path(p) for p in PLATES]
 
 
 def get_final_outputs(wildcards):

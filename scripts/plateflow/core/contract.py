@@ -47,6 +47,8 @@ from plateflow.core.imageio import write_stack
 from plateflow.core.provenance import read_table
 
 __all__ = [
+    "BATCH_PATTERN",
+    "KEY_PATTERN",
     "QC_PASS",
     "SITE_KEYS",
     "QCDecision",
@@ -73,8 +75,12 @@ SKIPPED = "skipped"
 #: Prefix of the image sheet's raw-file columns, one per channel.
 SHEET_FILE = "Image_FileName_"
 _WELL = re.compile(r"^([A-Z]+)(\d+)$")
-_KEY = re.compile(r"[0-9a-f]{16}")
-_BATCH = re.compile(r"[A-Z]{1,2}\d{2}(-[A-Z]{1,2}\d{2})?")
+#: A batch name (:func:`well_batch`): ``B07`` or ``A01-A12``; the rules' wildcard constraint.
+BATCH_PATTERN = r"[A-Z]{1,2}\d{2}(-[A-Z]{1,2}\d{2})?"
+#: A flat-field key (a :func:`plateflow.core.params.params_hash`); the rules' constraint.
+KEY_PATTERN = r"[0-9a-f]{16}"
+_KEY = re.compile(KEY_PATTERN)
+_BATCH = re.compile(BATCH_PATTERN)
 
 
 def well_batch(well: str, wells_per_job: int) -> str:

@@ -33,6 +33,7 @@ __all__ = [
     "read_file_metadata",
     "read_table",
     "software_versions",
+    "without_provenance",
     "write_table",
 ]
 
@@ -81,6 +82,11 @@ def software_versions() -> str:
         except importlib_metadata.PackageNotFoundError:
             continue
     return json.dumps(versions, sort_keys=True)
+
+
+def without_provenance(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` without its provenance columns (before a step writes its own)."""
+    return table.drop(columns=[c for c in PROVENANCE_COLUMNS if c in table.columns])
 
 
 def add_provenance(

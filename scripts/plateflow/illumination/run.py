@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from plateflow.core.contract import (
-    QC_PASS,
     new_site_path,
     parse_site_ids,
     read_qc_decisions,
@@ -35,7 +34,7 @@ from plateflow.core.imageio import (
     write_stack,
 )
 from plateflow.core.params import params_hash
-from plateflow.core.provenance import add_provenance, combine_hashes, read_table, write_table
+from plateflow.core.provenance import add_provenance, combine_hashes, write_table
 from plateflow.core.stats import corner_to_centre_ratio, evenly_spaced
 from plateflow.illumination.flatfield import estimate_flatfield
 
@@ -43,8 +42,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["correct_illumination", "estimate_plate_illumination"]
 
-#: ``preprocess.storage`` -> the dtype corrected stacks are written in (the schema's default
-#: is float16: values in [0, 1] keep a relative error under 2**-11 = 4.9e-4 above 6.1e-5).
+#: ``preprocess.storage`` where params do not name one (the schema's default): see
+#: :mod:`plateflow.core.correction` for the three storages.
 DEFAULT_STORAGE = "reference"
 
 
@@ -80,10 +79,8 @@ def estimate_plate_illumination(
         The flat-fields, as written.
     """
     step_params = {"illumination": dict(params), "channels": list(channels)}
-    qc_table = read_table(qc_sites_table)
-    passed = qc_table[qc_table["QC_Status"] == QC_PASS]
-    passed_files = [{c: row[f"Metadata_FileName_{c}"] for c in channels}
-                    for _, row in passed.iterrows()]
+    passed = [d for d in read_qc_decisions(qc_sites_table, channels).values() if d.passed]
+    passed_files = [d.files for d in passed]
     if not passed_files:
         raise ValueError(f"plate {plate}: no site passed QC, so no flat-field can be estimated; "
                          f"see the QC table '{qc_sites_table}'")
@@ -107,7 +104,7 @@ def estimate_plate_illumination(
     })
     rows = add_provenance(
         rows, step="estimate_illumination", params=step_params,
-        image_sha256=combine_hashes(passed["Metadata_Provenance_ImageSHA256"]),
+        image_sha256=combine_hashes(d.image_sha256 for d in passed),
     )
     write_table(rows, out_table, step="estimate_illumination", params=step_params)
     return stack

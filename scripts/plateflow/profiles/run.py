@@ -18,11 +18,11 @@ import pandas as pd
 
 from plateflow.core.contract import parse_site_ids, site_path, skipped
 from plateflow.core.provenance import (
-    PROVENANCE_COLUMNS,
     add_provenance,
     combine_hashes,
     read_file_metadata,
     read_table,
+    without_provenance,
     write_table,
 )
 from plateflow.profiles.normalize import feature_columns_of, normalize_plate
@@ -33,10 +33,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["aggregate_wells", "merge_experiment", "normalize_plate_profiles", "well_profile"]
 
 _PREFIX = "Metadata_Provenance_"
-
-
-def _without_provenance(table: pd.DataFrame) -> pd.DataFrame:
-    return table.drop(columns=[c for c in PROVENANCE_COLUMNS if c in table.columns])
 
 
 def _lineage_of(paths: Sequence[str | Path]) -> dict:
@@ -203,7 +199,7 @@ def normalize_plate_profiles(
     hashes = wells[_PREFIX + "ImageSHA256"]
     segmentation_info = _segmentation_of(wells)
     lineage = _lineage_of(well_tables[:1])
-    data = _without_provenance(wells)
+    data = without_provenance(wells)
     profiles = add_provenance(data, step="normalize_plate", params=params, image_sha256=hashes,
                               lineage=lineage, segmentation=segmentation_info)
     write_table(profiles, out_profiles, step="normalize_plate", params=params, lineage=lineage)

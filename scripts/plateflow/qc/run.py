@@ -25,10 +25,10 @@ import pandas as pd
 from plateflow.core.contract import QC_PASS, SITE_KEYS, site_frame
 from plateflow.core.imageio import UnreadableImageError, dtype_max, read_site, sha256_site
 from plateflow.core.provenance import (
-    PROVENANCE_COLUMNS,
     add_provenance,
     read_file_metadata,
     read_table,
+    without_provenance,
     write_table,
 )
 from plateflow.qc.checks import failed_checks
@@ -205,7 +205,7 @@ def collect_plate_qc(
                 plate_flags[row].append(flag["reason"])
                 table.at[row, "QC_PlateOutlier"] = True
     table["QC_PlateFlags"] = ["; ".join(f) for f in plate_flags]
-    data = table.drop(columns=[c for c in PROVENANCE_COLUMNS if c in table.columns])
+    data = without_provenance(table)
     out = add_provenance(
         data, step="collect_plate_qc", params=step_params,
         image_sha256=table["Metadata_Provenance_ImageSHA256"], lineage=lineage,

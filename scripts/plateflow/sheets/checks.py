@@ -61,8 +61,6 @@ def schema_problems(config: Mapping, schema: Mapping) -> list[str]:
         elif error.validator in ("enum", "type"):
             problems.append(f"config '{key}': {error.instance!r} is not allowed; it must be "
                             f"{_allowed(error.schema)}")
-        elif error.validator == "required":
-            problems.append(f"config '{key}': {error.message}")
         else:
             problems.append(f"config '{key}': {error.message}")
     return problems
