@@ -9,4 +9,5 @@ with logged_step(snakemake.log[0], "segment"):  # noqa: F821
         preprocessed_dir=snakemake.input.images,  # noqa: F821
         params=snakemake.params.segmentation,  # noqa: F821
         out_dir=snakemake.output.labels,  # noqa: F821
+        weights=snakemake.input.weights[0] if snakemake.input.weights else None,  # noqa: F821
     )

@@ -364,7 +364,7 @@ def test_batch_loads_the_method_once(counting_method, grid_site, tmp_path):
     assert labels.shape == (3, *grid_site.shape[1:]) and labels.dtype == np.int32
     assert labels[0].max() == 16
     assert meta["compartments"] == ["Nuclei", "Cells", "Cytoplasm"]
-    assert meta["segmentation"] == {"method": "counting", "model": "toy-model",
+    assert meta["segmentation"] == {"method": "counting", "model": "toy-model", "info": {},
                                     "weights_sha256": weights_sha}
     assert meta["lineage"] == {"correct_illumination": "abc", "segment": params_hash(params)}
 

@@ -22,7 +22,16 @@ site it segments, then :meth:`~SegmentationMethod.segment` per site. Every metho
 * nuclei are labelled 1..N consecutively;
 * cell ``i`` contains nucleus ``i`` (same label number), and there is no cell without a nucleus;
 * ``cytoplasm`` is ``cells`` with the nucleus pixels set to 0 (same label numbers; a cell whose
-  nucleus fills it has no cytoplasm pixels), see :func:`cytoplasm_from`.
+  nucleus fills it has no cytoplasm pixels), see :func:`cytoplasm_from`;
+* ``objects`` maps per-object column names (``<Compartment>_Segmentation_<Name>``, e.g.
+  ``Nuclei_Segmentation_Confidence``) to float arrays of length N, entry ``i`` for label
+  ``i + 1``; the feature step joins them to the object's feature row;
+* ``info`` is a flat mapping of per-site scalars (str -> int, float, str or None): thresholds,
+  the estimated diameter, how many objects each domain rule removed; the segmentation QC
+  gathers them.
+
+A model-based method receives the staged weights file as ``weights`` (a path, verified by
+the ``stage_model`` rule against the configured sha256) and loads it in :meth:`load`.
 """
 
 from __future__ import annotations
@@ -84,7 +93,11 @@ class Segmentation:
     weights_sha256 : str or None
         SHA-256 of the model weights file for learned methods; None for the classical method.
     info : dict
-        Method-specific details worth recording for QC (thresholds used, ...).
+        Per-site scalars worth recording for QC (thresholds used, estimated diameter, objects
+        removed per rule, ...).
+    objects : dict
+        Per-object columns: full column name -> float array of length N (label ``i + 1`` at
+        index ``i``).
     """
 
     nuclei: np.ndarray
@@ -94,6 +107,7 @@ class Segmentation:
     model: str | None = None
     weights_sha256: str | None = None
     info: dict = field(default_factory=dict)
+    objects: dict = field(default_factory=dict)
 
     @property
     def n_objects(self) -> int:
@@ -153,6 +167,8 @@ class SegmentationMethod:
         Channel holding the nuclear stain.
     cells_channel : str or None
         Channel that shows cell bodies, if any.
+    weights : path or None
+        The staged, verified weights file of a model-based method (None otherwise).
     """
 
     #: The registered name (set by :func:`register`).
@@ -161,7 +177,7 @@ class SegmentationMethod:
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: Mapping | None = None, *, nuclei_channel: str,
-                 cells_channel: str | None = None):
+                 cells_channel: str | None = None, weights: str | Path | None = None):
         config = dict(config or {})
         unknown = sorted(set(config) - set(self.defaults))
         if unknown:
@@ -172,6 +188,7 @@ class SegmentationMethod:
         self.config: dict[str, Any] = {**copy.deepcopy(self.defaults), **config}
         self.nuclei_channel = nuclei_channel
         self.cells_channel = cells_channel
+        self.weights = None if weights is None else Path(weights)
         #: Model name and weights hash, for methods whose :meth:`load` loads weights.
         self.model: str | None = None
         self.weights_sha256: str | None = None
@@ -190,7 +207,8 @@ class SegmentationMethod:
         self.weights_sha256 = sha256_file(path)
 
     def result(self, nuclei: np.ndarray, cells: np.ndarray, *,
-               cytoplasm: np.ndarray | None = None, info: dict | None = None) -> Segmentation:
+               cytoplasm: np.ndarray | None = None, info: dict | None = None,
+               objects: Mapping | None = None) -> Segmentation:
         """A :class:`Segmentation` of this method (cytoplasm from :func:`cytoplasm_from` if not
         given), with the model and weights hash recorded by :meth:`record_weights`."""
         nuclei = np.asarray(nuclei).astype(np.int32, copy=False)
@@ -203,6 +221,8 @@ class SegmentationMethod:
             model=self.model,
             weights_sha256=self.weights_sha256,
             info=dict(info or {}),
+            objects={name: np.asarray(values, dtype=np.float32)
+                     for name, values in (objects or {}).items()},
         )
 
 
@@ -233,7 +253,7 @@ def get_method(name: str) -> type[SegmentationMethod]:
     return METHODS[name]
 
 
-def build_method(params: Mapping) -> SegmentationMethod:
+def build_method(params: Mapping, *, weights: str | Path | None = None) -> SegmentationMethod:
     """The method the ``segmentation:`` config section selects, with its own section.
 
     Parameters
@@ -241,11 +261,13 @@ def build_method(params: Mapping) -> SegmentationMethod:
     params : mapping
         The ``segmentation:`` section: ``method``, ``nuclei_channel``, ``cells_channel`` and a
         section named after the method.
+    weights : path, optional
+        The staged weights file (rule ``stage_model``) of a model-based method.
     """
     name = params["method"]
     cls = get_method(name)
     return cls(params.get(name), nuclei_channel=params["nuclei_channel"],
-               cells_channel=params.get("cells_channel"))
+               cells_channel=params.get("cells_channel"), weights=weights)
 
 
 def cytoplasm_from(cells: np.ndarray, nuclei: np.ndarray) -> np.ndarray:

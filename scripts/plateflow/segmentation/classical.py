@@ -62,8 +62,10 @@ class Classical(SegmentationMethod):
         "cell_expansion_px": 10,
     }
 
-    def __init__(self, config=None, *, nuclei_channel: str, cells_channel: str | None = None):
-        super().__init__(config, nuclei_channel=nuclei_channel, cells_channel=cells_channel)
+    def __init__(self, config=None, *, nuclei_channel: str, cells_channel: str | None = None,
+                 weights=None):
+        super().__init__(config, nuclei_channel=nuclei_channel, cells_channel=cells_channel,
+                         weights=weights)
         p = self.config
         for key in ("threshold_method", "cells_threshold_method"):
             if p[key] not in THRESHOLD_METHODS:

@@ -40,7 +40,8 @@ _NO_SEGMENTATION = {"method": None, "model": None, "weights_sha256": None}
 
 
 def segment(
-    *, sites: Sequence[str], preprocessed_dir: str | Path, params: Mapping, out_dir: str | Path
+    *, sites: Sequence[str], preprocessed_dir: str | Path, params: Mapping, out_dir: str | Path,
+    weights: str | Path | None = None,
 ) -> int:
     """Segment nuclei, cells and cytoplasm of every site of a batch.
 
@@ -58,13 +59,15 @@ def segment(
         The ``segmentation:`` config section.
     out_dir : path
         The batch's folder of label stacks.
+    weights : path, optional
+        The staged weights file of a model-based method.
 
     Returns
     -------
     int
         The number of sites segmented (the others were stopped by the QC gate).
     """
-    method = build_method(params)
+    method = build_method(params, weights=weights)
     step_hash = params_hash(dict(params))
     loaded = False
     n_segmented = 0
@@ -99,7 +102,7 @@ def _segment_site(method: SegmentationMethod, image: np.ndarray, meta: Mapping, 
         **keep,
         "compartments": list(COMPARTMENTS),
         "segmentation": {"method": result.method, "model": result.model,
-                         "weights_sha256": result.weights_sha256},
+                         "weights_sha256": result.weights_sha256, "info": result.info},
         "lineage": lineage,
     })
     logger.info("plate %s, well %s, site %s: %d nuclei, %d cells (%s)", meta["plate"],
