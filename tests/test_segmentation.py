@@ -395,7 +395,7 @@ def test_batch_job_gives_the_method_result_also_from_float16(grid_site, tmp_path
         assert np.array_equal(labels, np.stack([expected.nuclei, expected.cells,
                                                 expected.cytoplasm]))
         assert meta["segmentation"] == {"method": "classical", "model": None,
-                                        "weights_sha256": None}
+                                        "weights_sha256": None, "info": expected.info}
 
 
 def test_batch_job_reads_reference_storage(grid_site, tmp_path):
