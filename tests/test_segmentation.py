@@ -364,7 +364,9 @@ def test_batch_loads_the_method_once(counting_method, grid_site, tmp_path):
     assert labels.shape == (3, *grid_site.shape[1:]) and labels.dtype == np.int32
     assert labels[0].max() == 16
     assert meta["compartments"] == ["Nuclei", "Cells", "Cytoplasm"]
-    assert meta["segmentation"] == {"method": "counting", "model": "toy-model", "info": {},
+    info = meta["segmentation"].pop("info")
+    assert info["n_nuclei"] == 16 and info["median_nucleus_area"] > 0
+    assert meta["segmentation"] == {"method": "counting", "model": "toy-model",
                                     "weights_sha256": weights_sha}
     assert meta["lineage"] == {"correct_illumination": "abc", "segment": params_hash(params)}
 
@@ -394,8 +396,11 @@ def test_batch_job_gives_the_method_result_also_from_float16(grid_site, tmp_path
         labels, meta = read_stack(tmp_path / "seg" / "C04" / f"{site}.tiff")
         assert np.array_equal(labels, np.stack([expected.nuclei, expected.cells,
                                                 expected.cytoplasm]))
+        info = meta["segmentation"].pop("info")
+        assert info == {**info, **expected.info}
+        assert info["n_nuclei"] == expected.n_objects
         assert meta["segmentation"] == {"method": "classical", "model": None,
-                                        "weights_sha256": None, "info": expected.info}
+                                        "weights_sha256": None}
 
 
 def test_batch_job_reads_reference_storage(grid_site, tmp_path):

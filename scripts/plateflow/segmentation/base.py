@@ -196,9 +196,18 @@ class SegmentationMethod:
     def load(self) -> None:
         """Prepare for a batch (load a model); called once per batch job. Default: nothing."""
 
+    #: How many sites the batch job hands to :meth:`segment_batch` at once (a model method
+    #: may raise it, or take it from its config, to fill the GPU).
+    sites_per_call: int = 1
+
     def segment(self, site: SiteImage) -> Segmentation:
         """Segment one site."""
         raise NotImplementedError
+
+    def segment_batch(self, sites: list[SiteImage]) -> list[Segmentation]:
+        """Segment several sites in one call (a model evaluates them as one batch); the
+        default segments them one by one. Returns one result per site, in order."""
+        return [self.segment(site) for site in sites]
 
     def record_weights(self, path: str | Path, *, name: str) -> None:
         """Remember the model's name and the sha256 of its weights file (call from :meth:`load`);
