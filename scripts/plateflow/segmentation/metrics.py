@@ -91,7 +91,7 @@ def score(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     return {
         "AP_50": ap50, "AP_50_95": float(np.mean(aps)), "Precision_50": precision,
         "Recall_50": recall, "Dice": dice, "TP_50": tp, "FP_50": fp, "FN_50": fn,
-        "N_True": int(len(np.unique(truth[t_fg]))), "N_Predicted": int(len(np.unique(predicted[p_fg]))),
+        "N_True": len(np.unique(truth[t_fg])), "N_Predicted": len(np.unique(predicted[p_fg])),
     }
 
 

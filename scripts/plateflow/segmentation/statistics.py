@@ -22,6 +22,6 @@ def site_statistics(result: Segmentation) -> dict:
     areas = areas[areas > 0]
     return {
         "n_nuclei": int(areas.size),
-        "n_cells": int(len(np.unique(result.cells[result.cells > 0]))),
+        "n_cells": len(np.unique(result.cells[result.cells > 0])),
         "median_nucleus_area": float(np.median(areas)) if areas.size else None,
     }
