@@ -11,4 +11,5 @@ with logged_step(snakemake.log[0], "aggregate_wells"):  # noqa: F821
         plate=snakemake.wildcards.plate,  # noqa: F821
         params=snakemake.params.aggregate,  # noqa: F821
         output=snakemake.output.table,  # noqa: F821
+        low_confidence=snakemake.params.low_confidence,  # noqa: F821
     )

@@ -380,6 +380,35 @@ def test_batch_job_writes_one_table_per_site(scene, tmp_path):
         "QC fail: blur")
 
 
+def test_batch_job_joins_the_segmentation_columns_by_object_number(scene, tmp_path):
+    image, seg = scene
+    meta = {"plate": "P", "well": "B02", "site": "1", "channels": CHANNELS,
+            "lineage": {"segment": "abc"}, "image_sha256": "a" * 64}
+    write_stack(new_site_path(tmp_path / "pre", "B02", "1", ".tiff"), image, metadata=meta)
+    labels = np.stack([seg.nuclei, seg.cells, seg.cytoplasm]).astype(np.int32)
+    write_stack(new_site_path(tmp_path / "seg", "B02", "1", ".tiff"), labels, metadata={
+        **meta, "compartments": list(COMPARTMENTS),
+        "segmentation": {"method": "cellpose", "model": "m", "weights_sha256": "f" * 64},
+        # index i is label i + 1; Cells' list is one short: object 2 gets NaN
+        "objects": {"Nuclei_Segmentation_Contrast": [7.5, 2.25],
+                    "Cells_Segmentation_Probability": [0.875]}})
+    extract_features(sites=["B02/1"], preprocessed_dir=tmp_path / "pre",
+                     labels_dir=tmp_path / "seg", params={}, out_dir=tmp_path / "feat")
+    table = read_table(tmp_path / "feat" / "B02" / "s1.parquet")
+    assert table["Metadata_ObjectNumber"].tolist() == [1, 2]
+    assert table["Nuclei_Segmentation_Contrast"].tolist() == [7.5, 2.25]
+    assert table["Nuclei_Segmentation_Contrast"].dtype == np.float32
+    probability = table["Cells_Segmentation_Probability"]
+    assert probability.iloc[0] == 0.875 and np.isnan(probability.iloc[1])
+    columns = list(table.columns)
+    assert columns.index("Cells_Segmentation_Probability") > columns.index(
+        feature_columns(CHANNELS)[-1])
+    with pytest.raises(ValueError, match="Segmentation_<Name>"):
+        from plateflow.features.run import join_object_columns
+
+        join_object_columns(table, {"Contrast": [1.0, 2.0]})
+
+
 # --------------------------------------------------------------------------------------------
 # real data: same masks as CellProfiler -> same numbers
 # --------------------------------------------------------------------------------------------
@@ -414,6 +443,11 @@ def test_features_match_cellprofiler_on_identical_nuclei(real_data):
         min_threshold=cp_threshold,
         declump="intensity",
         exclude_border=True,
+        # CellProfiler's IdentifyPrimaryObjects settings of ExampleHuman.cppipe
+        subtract_background=False,
+        nucleus_diameter_min=8,
+        nucleus_diameter_max=80,
+        declump_min_distance=8 / 1.5,
     )
     seg = build_method(params).segment(SiteImage(image, channels))
     df = measure_objects(image, channels, seg)

@@ -34,6 +34,25 @@ def test_aggregate_empty_well_gives_nan_features():
         aggregate_well(pd.DataFrame(), features=[], operation="max")
 
 
+def test_well_reports_the_low_confidence_fraction_not_a_confidence_median():
+    cells = pd.DataFrame({
+        "Nuclei_AreaShape_Area": [10.0, 20.0, 30.0, 40.0],
+        "Nuclei_Segmentation_Contrast": [1.0, 5.0, 8.0, np.nan],
+        "Cells_Segmentation_Probability": [0.9, 0.3, 0.9, 0.8],
+        "Cells_Segmentation_FlowError": [0.1, 0.1, 0.1, 0.1],  # no threshold: not a confidence
+    })
+    out = aggregate_well(cells, features=list(cells.columns))
+    # object 1: contrast 1 < 3; object 2: probability 0.3 < 0.5; object 4 judged on probability
+    assert out["Metadata_Segmentation_LowConfidenceFraction"] == 0.5
+    assert out["Nuclei_AreaShape_Area"] == 25.0
+    assert not [c for c in out if "_Segmentation_" in c and not c.startswith("Metadata_")]
+    strict = aggregate_well(cells, features=["Nuclei_AreaShape_Area"],
+                            low_confidence={"Nuclei_Segmentation_Contrast": 6.0})
+    assert strict["Metadata_Segmentation_LowConfidenceFraction"] == pytest.approx(2 / 3)
+    no_column = aggregate_well(cells[["Nuclei_AreaShape_Area"]], features=["Nuclei_AreaShape_Area"])
+    assert np.isnan(no_column["Metadata_Segmentation_LowConfidenceFraction"])
+
+
 def _plate():
     return pd.DataFrame({
         "Metadata_Well": ["A01", "A02", "A03", "B01", "B02"],

@@ -59,6 +59,30 @@ def test_transfluor_plate_end_to_end(real_data, tmp_path):
     assert (plate["Metadata_Object_Count"] > 0).all()
     assert set(PROVENANCE_COLUMNS) <= set(plate.columns)
     assert "Cells_Intensity_MeanIntensity_GFP" in plate.columns
+    # Segmentation QC judges every site against QC's foreground object count: a collapse (well
+    # O02's saturated blob once left 1-3 objects where QC counts 39-75) is flagged, listed for
+    # re-acquisition and shown in the report.
+    seg_qc = read_table(results / "segmentation" / "AS_09047" / "sites.parquet")
+    assert len(seg_qc) == 72 and set(seg_qc["SegQC_Status"]) <= {"pass", "flagged",
+                                                                  "not segmented"}
+    segmented = seg_qc[seg_qc["SegQC_Status"] != "not segmented"]
+    collapsed = segmented[segmented["SegQC_CountRatio"] < 0.25]
+    assert (collapsed["SegQC_Status"] == "flagged").all()
+    o02 = segmented[segmented["Metadata_Well"] == "O02"]
+    assert ((o02["SegQC_NucleiCount"] > 0.25 * o02["SegQC_QCObjectCount"])
+            | (o02["SegQC_Status"] == "flagged")).all()
+    # most of the plate is segmented sanely: nuclei about QC's count, cells around them
+    assert (segmented["SegQC_Status"] == "pass").mean() > 0.85
+    assert segmented["SegQC_MatchRate"].median() > 0.9
+    reacquire = pd.read_csv(results / "segmentation" / "AS_09047" / "reacquire.csv",
+                            dtype={"site": str})
+    flagged = segmented[segmented["SegQC_Status"] == "flagged"]
+    assert set(zip(reacquire["well"], reacquire["site"])) == set(
+        zip(flagged["Metadata_Well"], flagged["Metadata_Site"]))
+    report = (results / "qc" / "report.html").read_text()
+    assert "Segmentation QC" in report
+    assert all(f'data-well="{w}" data-site="{s}"' in report
+               for w, s in zip(flagged["Metadata_Well"], flagged["Metadata_Site"]))
     # The flat-field takes the vignetting out: corner/centre of the plate's mean image.
     preprocessed = results / "preprocessed" / "AS_09047"
     corrected_mean = sum(

@@ -42,7 +42,6 @@ CI_OVERRIDE = [
     "--default-resources", "slurm_partition=debug", "mem_mb=1000", "disk_mb=1000", "runtime=30",
     "gpu=0",
     "--set-resources", "segment:slurm_partition=debug-gpu",
-    "extract_features:slurm_partition=debug-gpu",
 ]
 
 
@@ -133,7 +132,8 @@ def test_example_plate_on_slurm_matches_the_local_run(slurm, generated, tmp_path
     assert len(submitted) == len(sbatch_calls) >= 6
     assert len(list((cluster / ".snakemake" / "slurm_logs").rglob("*.log"))) >= len(submitted)
     # Batch jobs are grouped: 4 batches x 4 per-image rules + 4 well jobs would be 20
-    # submissions alone; grouped, all 9 rules take 10 (segment + features: 2 GPU jobs).
+    # submissions alone; grouped, all 9 rules take 11 (segment: 2 GPU jobs; features: 1 CPU
+    # job).
     assert len(submitted) <= 12
     # The segmentation jobs asked for a GPU, on the GPU partition; nothing else did.
     gpu_calls = [c for c in sbatch_calls if "--gpus=1" in c]
@@ -144,6 +144,11 @@ def test_example_plate_on_slurm_matches_the_local_run(slurm, generated, tmp_path
     assert segment_calls, sbatch_calls
     assert set(segment_calls) <= set(gpu_calls)
     assert len(gpu_calls) < len(sbatch_calls)
+    # Feature extraction is CPU work: its own jobs, on the CPU partition, no GPU.
+    feature_calls = [c for c in sbatch_calls if "'extract_features:" in c]
+    assert feature_calls, sbatch_calls
+    for call in feature_calls:
+        assert "--gpus" not in call and "-p debug-gpu" not in call and "-p debug" in call, call
 
     # The data columns of every output table are identical to the local run.
     local_tables, cluster_tables = _tables(local), _tables(cluster)

@@ -67,6 +67,23 @@ def generated(tmp_path_factory) -> Path:
     return out
 
 
+#: Sites with hand-labelled masks: three clean ones, and one that QC stops (out of focus).
+TRUTH_SITES = (("B02", "1"), ("B04", "2"), ("B06", "2"), ("B09", "1"))
+
+
+def _write_ground_truth(generated: Path, work: Path) -> str:
+    """The generator's truth masks of TRUTH_SITES and their table; returns the table's path."""
+    (work / "truth" / "masks").mkdir(parents=True)
+    lines = ["plate,well,site,nuclei,cells"]
+    for well, site in TRUTH_SITES:
+        names = [f"EXAMPLE1_{well}_s{site}_{kind}.tif" for kind in ("nuclei", "cells")]
+        for name in names:
+            shutil.copy2(generated / "truth" / name, work / "truth" / "masks" / name)
+        lines.append(f"EXAMPLE1,{well},{site},masks/{names[0]},masks/{names[1]}")
+    (work / "truth" / "EXAMPLE1.csv").write_text("\n".join(lines) + "\n")
+    return "truth/EXAMPLE1.csv"
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, generated) -> Path:
     work = tmp_path_factory.mktemp("work")
@@ -81,6 +98,7 @@ def workdir(tmp_path_factory, generated) -> Path:
         "EXAMPLE1": {"folder": "plates/EXAMPLE1", "naming": "metaxpress",
                      "platemap": "plates/EXAMPLE1.csv"},
     }
+    config["plates"]["EXAMPLE1"]["ground_truth"] = _write_ground_truth(generated, work)
     config["batching"] = {"wells_per_job": WELLS_PER_JOB}
     (work / "config").mkdir()
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -120,7 +138,8 @@ def test_first_run_writes_every_table_with_provenance(workdir, first_run):
         assert isinstance(meta["params"], dict)
         steps.add(meta["step"])
     assert steps == {"measure_qc", "collect_plate_qc", "estimate_illumination",
-                     "extract_features", "aggregate_wells", "normalize_plate", "merge_experiment"}
+                     "extract_features", "aggregate_wells", "normalize_plate", "merge_experiment",
+                     "collect_segmentation_qc", "validate_segmentation"}
     # One job per batch of neighbouring wells, one output per site inside the batch's folder.
     assert sorted(p.name for p in (results / "features" / "EXAMPLE1").iterdir()) == [
         "B01-B02", "B03-B04", "B05-B06", "B09-B10"]
@@ -158,6 +177,17 @@ def test_planted_defects_are_flagged_and_clean_sites_pass(workdir, first_run):
     # The QC report shows the verdict and every flagged site with its reason.
     report = (workdir / "results" / "qc" / "report.html").read_text()
     assert "EXAMPLE1" in report and "out of focus" in report and "_w2.tif" in report
+    # Segmentation QC: the stopped sites are listed as not segmented, no clean site is flagged.
+    seg_qc = read_table(workdir / "results" / "segmentation" / "EXAMPLE1" / "sites.parquet")
+    seg_status = {(r.Metadata_Well, r.Metadata_Site): r.SegQC_Status for r in seg_qc.itertuples()}
+    assert seg_status.pop(("B06", "2")) == seg_status.pop(("B09", "2")) == "not segmented"
+    assert set(seg_status.values()) == {"pass"}, seg_qc[["Metadata_Well", "Metadata_Site",
+                                                         "SegQC_Reasons"]]
+    assert seg_qc["SegQC_CountRatio"].dropna().between(0.5, 3).all()
+    assert (seg_qc["SegQC_MatchRate"].dropna() > 0.9).all()
+    assert len(pd.read_csv(workdir / "results" / "segmentation" / "EXAMPLE1" / "reacquire.csv")) == 0
+    assert "Segmentation QC" in report and "<b>13</b> sites segmented" in report
+    assert "Metadata_Segmentation_LowConfidenceFraction" in wells.columns
 
 
 def test_nuclei_counts_within_ten_percent_of_truth(workdir, generated, first_run):
@@ -171,6 +201,27 @@ def test_nuclei_counts_within_ten_percent_of_truth(workdir, generated, first_run
         assert abs(len(table) - row.n_nuclei) <= 0.10 * row.n_nuclei, (row.well, row.site)
         checked += 1
     assert checked == 13
+
+
+def test_segmentation_accuracy_against_ground_truth(workdir, first_run):
+    table = read_table(workdir / "results" / "validation" / "EXAMPLE1" /
+                       "segmentation_accuracy.parquet")
+    keys = set(zip(table["Metadata_Well"], table["Metadata_Site"], table["Metadata_Compartment"]))
+    assert keys == {(w, s, c) for w, s in TRUTH_SITES for c in ("Nuclei", "Cells")}
+    rows = table.set_index(["Metadata_Well", "Metadata_Site", "Metadata_Compartment"])
+    # the out-of-focus site is stopped by QC: listed, not scored
+    stopped = rows.loc[("B06", "2", "Nuclei")]
+    assert not stopped["Metadata_Segmented"] and "QC fail" in stopped["Metadata_NotSegmentedReason"]
+    assert pd.isna(stopped["AP_50"]) and stopped["N_True"] > 30
+    scored = table[table["Metadata_Segmented"]]
+    assert len(scored) == 6 and scored["AP_50"].between(0, 1).all()
+    nuclei = scored[scored["Metadata_Compartment"] == "Nuclei"]
+    assert (nuclei["AP_50"] >= 0.85).all() and (nuclei["Dice"] >= 0.85).all()
+    tp, fp, fn = (int(nuclei[c].sum()) for c in ("TP_50", "FP_50", "FN_50"))
+    assert tp / (tp + fp + fn) >= 0.90  # the issue's target on the synthetic plate
+    assert (nuclei["N_True"] == nuclei["TP_50"] + nuclei["FN_50"]).all()
+    report = (workdir / "results" / "qc" / "report.html").read_text()
+    assert "Segmentation accuracy" in report and "not segmented: QC fail" in report
 
 
 def test_dose_phenotype_is_measured(workdir, first_run):
@@ -201,8 +252,11 @@ def test_segmentation_change_reruns_only_downstream(workdir, first_run):
     after = outputs(workdir)
     redone = changed(before, after)
     stages = {path.split("/")[1] for path in redone}
-    assert stages == {"segmentation", "features", "wells", "plates", "experiment"}
-    assert len([p for p in redone if p.startswith("results/segmentation/")]) == len(WELLS) * 3
+    assert stages == {"segmentation", "features", "wells", "plates", "experiment", "qc",
+                      "validation"}
+    # the report draws the segmentation QC; nothing else of QC reruns
+    assert {p for p in redone if p.startswith("results/qc/")} == {"results/qc/report.html"}
+    assert len([p for p in redone if p.startswith("results/segmentation/")]) == len(WELLS) * 3 + 2
 
 
 def test_adding_one_site_runs_only_its_batch_and_gathers(workdir, generated):
@@ -274,6 +328,26 @@ def test_a_broken_plate_fails_at_load_naming_plate_well_site_and_file(tmp_path, 
     assert "well B02, site 2: missing channel(s) Mito" in message
     assert "EXAMPLE1_B02_s2_w1.tif" in message
     assert "platemap well(s) have no images" in message and "B03" in message
+
+
+def test_a_wrong_ground_truth_table_fails_at_load(tmp_path, generated):
+    plate_dir = tmp_path / "plates" / "EXAMPLE1"
+    plate_dir.mkdir(parents=True)
+    _copy_site(generated / "images", plate_dir, "EXAMPLE1", "EXAMPLE1", "B02", "1")
+    _write_platemap(generated / "platemap.csv", tmp_path / "map.csv", ("B02",))
+    table = _write_ground_truth(generated, tmp_path)  # names sites that were not imaged
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["plates"] = {"EXAMPLE1": {"folder": "plates/EXAMPLE1", "naming": "metaxpress",
+                                     "platemap": "map.csv", "ground_truth": table}}
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+               "--directory", str(tmp_path), "-n"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0
+    message = done.stdout + done.stderr
+    assert "plates.EXAMPLE1.ground_truth" in message
+    assert "plate EXAMPLE1, well B04, site 2 (row 3): no such site was imaged" in message
 
 
 def test_stage_model_is_a_local_rule_that_verifies_the_weights(tmp_path, generated):

@@ -7,6 +7,7 @@ rule aggregate_wells:
         "logs/aggregate_wells/{plate}/{batch}.log",
     params:
         aggregate=config["aggregate"],
+        low_confidence=config["segmentation_qc"]["low_confidence"],
         platemap=get_batch_platemap,
         sites=get_batch_site_ids,
         code=CODE["profiles"],

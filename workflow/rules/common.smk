@@ -34,6 +34,8 @@ from plateflow.sheets.checks import (  # noqa: E402
 )
 from plateflow.sheets.discovery import load_experiment  # noqa: E402
 from plateflow.sheets.errors import DiscoveryError  # noqa: E402
+from plateflow.sheets.validation import read_experiment_ground_truth  # noqa: E402
+from plateflow.core.contract import site_path, well_batch  # noqa: E402
 
 SCHEMA = yaml.safe_load((Path(workflow.basedir) / "workflow/schemas/config.schema.yaml").read_text())
 _problems = schema_problems(config, SCHEMA)
@@ -193,10 +195,62 @@ def get_plate_qc_tables(wildcards):
             for b in get_plate_batches(wildcards.plate)]
 
 
+def get_plate_label_dirs(wildcards):
+    """The label stack folders of every batch of a plate."""
+    return [f"results/segmentation/{wildcards.plate}/{b}"
+            for b in get_plate_batches(wildcards.plate)]
+
+
 def get_plate_well_tables(wildcards):
     """The well profiles of every batch of a plate."""
     return [f"results/wells/{wildcards.plate}/{b}.parquet"
             for b in get_plate_batches(wildcards.plate)]
+
+
+# ------------------------------------------------------------- segmentation accuracy --
+@functools.cache
+def ground_truth():
+    """plate -> its checked ground-truth table (plates.<plate>.ground_truth), for the plates
+    that name one."""
+    try:
+        return read_experiment_ground_truth(config, experiment(), base_dir=".")
+    except DiscoveryError as err:
+        raise WorkflowError(f"plateflow cannot start: a ground-truth table is wrong\n{err}")
+
+
+def accuracy_table(plate):
+    return f"results/validation/{plate}/segmentation_accuracy.parquet"
+
+
+def get_accuracy_tables(wildcards=None):
+    """The segmentation accuracy tables of the plates with ground truth."""
+    return [accuracy_table(p) for p in ground_truth()]
+
+
+@functools.cache
+def _validation_sites(plate):
+    return [{**row, "labels": str(site_path(
+                f"results/segmentation/{plate}/{well_batch(row['well'], WELLS_PER_JOB)}",
+                row["well"], row["site"], ".tiff"))}
+            for row in ground_truth()[plate].to_dict("records")]
+
+
+def get_validation_sites(wildcards):
+    """The plate's ground-truth sites: well, site, masks and label stack."""
+    return _validation_sites(wildcards.plate)
+
+
+def get_validation_inputs(wildcards):
+    """The label folders of the batches holding ground-truth sites, and the masks."""
+    sites = _validation_sites(wildcards.plate)
+    return {
+        "labels": sorted({str(Path(s["labels"]).parent.parent) for s in sites}),
+        "masks": [s[k] for s in sites for k in ("nuclei", "cells") if s[k]],
+    }
+
+
+if not _missing_examples():
+    ground_truth()  # check the ground-truth tables now too
 
 
 # ------------------------------------------------------------------------------ flat-field --
@@ -227,16 +281,21 @@ def get_flatfield(wildcards):
 # ------------------------------------------------------------------------- models, report --
 def get_model_weights(wildcards):
     """The staged weights a segmentation job reads, if its method uses a model."""
-    model = config["segmentation"]["model"]
-    if config["segmentation"]["method"] in MODEL_METHODS and model["name"]:
+    seg = config["segmentation"]
+    methods = {seg["method"], *(m["method"] for m in seg["ensemble"]["members"]
+                                if seg["method"] == "ensemble")}
+    model = seg["model"]
+    if methods & MODEL_METHODS and model["name"]:
         return [f"{config['model_cache']}/{model['name']}"]
     return []
 
 
 def get_report_plates(wildcards):
     """What the QC report needs of each plate besides its QC table and flat-field (the QC
-    table names each site's raw files)."""
-    return [{"name": name, "wells": sheet.wells} for name, sheet in experiment().plates.items()]
+    table names each site's raw files), and its segmentation accuracy table, if any."""
+    return [{"name": name, "wells": sheet.wells,
+             "accuracy": accuracy_table(name) if name in ground_truth() else None}
+            for name, sheet in experiment().plates.items()]
 
 
 def get_report_flatfields(wildcards):
@@ -251,6 +310,8 @@ def get_final_outputs(wildcards):
         "results/experiment/profiles_normalized.parquet",
         *expand("results/sheets/{plate}.csv", plate=PLATES),
         *expand("results/qc/{plate}/reacquire.csv", plate=PLATES),
+        *get_accuracy_tables(),
+        *expand("results/segmentation/{plate}/reacquire.csv", plate=PLATES),
     ]
 
 

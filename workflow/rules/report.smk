@@ -2,6 +2,8 @@ rule report_qc:
     input:
         tables=expand("results/qc/{plate}/sites.parquet", plate=PLATES),
         flatfields=get_report_flatfields,
+        accuracy=get_accuracy_tables,
+        segmentation_qc=expand("results/segmentation/{plate}/sites.parquet", plate=PLATES),
     output:
         report("results/qc/report.html", caption="../report/qc.rst", category="QC"),
     log:

@@ -21,3 +21,28 @@ rule segment:
         "../../envs/segment.yaml"
     script:
         "../../scripts/segment.py"
+
+
+# The plate's segmentation QC reads only the label stacks' metadata (statistics recorded per site)
+# and QC's object counts; it flags collapses and plate outliers for re-acquisition and the report.
+rule collect_segmentation_qc:
+    input:
+        labels=get_plate_label_dirs,
+        qc="results/qc/{plate}/sites.parquet",
+    output:
+        sites="results/segmentation/{plate}/sites.parquet",
+        reacquire="results/segmentation/{plate}/reacquire.csv",
+    log:
+        "logs/collect_segmentation_qc/{plate}.log",
+    params:
+        segmentation_qc=config["segmentation_qc"],
+        nuclei_channel=config["segmentation"]["nuclei_channel"],
+        code=CODE["segmentation"],
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        runtime=lambda wildcards, attempt: 20 * attempt,
+    conda:
+        "../../envs/io.yaml"
+    script:
+        "../../scripts/collect_segmentation_qc.py"

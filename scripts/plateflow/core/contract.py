@@ -12,6 +12,9 @@ row, e.g. ``A01-A06``, see :func:`well_batch`)::
                                                     {key} hashes what it depends on
     results/preprocessed/{plate}/{batch}/{well}/s{site}.tiff   corrected (C, Y, X) stack
     results/segmentation/{plate}/{batch}/{well}/s{site}.tiff   labels: Nuclei, Cells, Cytoplasm
+                                                    (metadata: segmentation.info, objects)
+    results/segmentation/{plate}/sites.parquet      segmentation QC: one row per site (SegQC_*)
+    results/segmentation/{plate}/reacquire.csv      one row per segmentation flag (QC's columns)
     results/features/{plate}/{batch}/{well}/s{site}.parquet    one row per cell
     results/wells/{plate}/{batch}.parquet           one row per well
     results/plates/{plate}/profiles[_normalized].parquet
@@ -50,6 +53,7 @@ __all__ = [
     "BATCH_PATTERN",
     "KEY_PATTERN",
     "QC_PASS",
+    "REACQUIRE_COLUMNS",
     "SITE_KEYS",
     "QCDecision",
     "new_site_path",
@@ -70,6 +74,9 @@ __all__ = [
 SITE_KEYS = ["Metadata_Plate", "Metadata_Well", "Metadata_Site"]
 #: ``QC_Status`` of a site that passed the QC gate (others: ``fail``, ``unreadable``).
 QC_PASS = "pass"
+#: Columns of a re-acquisition list (QC's and the segmentation QC's), one row per flag.
+REACQUIRE_COLUMNS = ["plate", "well", "site", "channel", "metric", "value", "threshold",
+                     "reason", "status", "image_sha256"]
 #: The metadata key of a placeholder that says why a site was skipped.
 SKIPPED = "skipped"
 #: Prefix of the image sheet's raw-file columns, one per channel.

@@ -19,6 +19,7 @@ __all__ = [
     "read_image",
     "read_site",
     "read_stack",
+    "read_stack_metadata",
     "sha256_file",
     "sha256_site",
     "write_stack",
@@ -148,3 +149,10 @@ def read_stack(path: str | Path) -> tuple[np.ndarray, dict]:
     if stack.ndim == 2:
         stack = stack[np.newaxis]
     return stack, metadata
+
+
+def read_stack_metadata(path: str | Path) -> dict:
+    """The metadata of a stack written by :func:`write_stack`, without reading its pixels."""
+    with tifffile.TiffFile(path) as tif:
+        description = tif.pages[0].description
+    return json.loads(description) if description else {}

@@ -6,7 +6,9 @@ float32) and ``<labels_dir>/<well>/s<site>.tiff`` (the
 label stack, its pages named by ``compartments`` in its metadata). Output, per site:
 ``<out_dir>/<well>/s<site>.parquet``, one row per cell: the site keys
 (:data:`plateflow.core.contract.SITE_KEYS`), :func:`~plateflow.features.measure.feature_columns`,
-and the provenance columns. A site the QC gate stopped gets an empty table with every column,
+the segmentation's per-object columns (``<Compartment>_Segmentation_<Name>``, from the label
+stack's metadata ``objects``, see :func:`join_object_columns`) and the provenance columns. A
+site the QC gate stopped gets an empty table with every column,
 whose metadata says why (``skipped``).
 """
 
@@ -27,7 +29,10 @@ from plateflow.features.measure import OBJECT_NUMBER, SiteLabels, feature_column
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["extract_features", "extract_site_features"]
+__all__ = ["extract_features", "extract_site_features", "join_object_columns"]
+
+#: Compartments whose per-object segmentation columns join the feature rows.
+_COMPARTMENTS = ("Nuclei", "Cells", "Cytoplasm")
 
 
 def extract_features(
@@ -87,6 +92,7 @@ def extract_site_features(
         seg = SiteLabels(nuclei=pages["Nuclei"], cells=pages["Cells"],
                          cytoplasm=pages["Cytoplasm"])
         table = measure_objects(image, meta["channels"], seg, params=params)
+        table = join_object_columns(table, meta.get("objects") or {})
     keys = site_frame(meta["plate"], meta["well"], meta["site"], len(table))
     table = pd.concat([keys, table.reset_index(drop=True)], axis=1)
     lineage = dict(meta["lineage"])
@@ -101,3 +107,37 @@ def extract_site_features(
     logger.debug("plate %s, well %s, site %s: %d cells measured", meta["plate"], meta["well"],
                  meta["site"], len(table))
     return table
+
+
+def join_object_columns(table: pd.DataFrame, objects: Mapping[str, Sequence[float]]) -> pd.DataFrame:
+    """Join the segmentation's per-object columns onto the feature rows, as float32.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per object, with ``Metadata_ObjectNumber``.
+    objects : mapping of str to sequence of float
+        ``<Compartment>_Segmentation_<Name>`` -> one value per object, index ``i`` for label
+        ``i + 1`` (the label stack's metadata ``objects``). An object the list does not reach
+        gets NaN (None in the list is NaN too).
+
+    Returns
+    -------
+    DataFrame
+        ``table`` with one more column per entry, after the feature columns.
+    """
+    if not objects:
+        return table
+    numbers = table[OBJECT_NUMBER].to_numpy(dtype=np.int64)
+    out = table.copy()
+    for name in sorted(objects):
+        compartment, _, rest = name.partition("_")
+        if compartment not in _COMPARTMENTS or not rest.startswith("Segmentation_"):
+            raise ValueError(f"per-object column {name!r} is not named "
+                             "<Nuclei|Cells|Cytoplasm>_Segmentation_<Name>")
+        values = np.array([np.nan if v is None else v for v in objects[name]], dtype=np.float32)
+        column = np.full(len(numbers), np.nan, dtype=np.float32)
+        inside = (numbers >= 1) & (numbers <= values.size)
+        column[inside] = values[numbers[inside] - 1]
+        out[name] = column
+    return out

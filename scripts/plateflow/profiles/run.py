@@ -26,7 +26,7 @@ from plateflow.core.provenance import (
     write_table,
 )
 from plateflow.profiles.normalize import feature_columns_of, normalize_plate
-from plateflow.profiles.wells import aggregate_well
+from plateflow.profiles.wells import LOW_CONFIDENCE_FRACTION, aggregate_well
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ def aggregate_wells(
     plate: str,
     params: Mapping,
     output: str | Path,
+    low_confidence: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """One profile row per well of a batch, from the per-site feature tables of its sites.
 
@@ -78,6 +79,9 @@ def aggregate_wells(
         The ``aggregate`` config section (``operation``).
     output : path
         The batch's well table.
+    low_confidence : mapping, optional
+        Confidence column -> low-confidence threshold (config ``segmentation_qc.low_confidence``,
+        see :func:`plateflow.profiles.wells.aggregate_well`).
 
     Returns
     -------
@@ -88,11 +92,12 @@ def aggregate_wells(
     for well, site in parse_site_ids(sites):
         by_well.setdefault(well, []).append(site_path(features_dir, well, site, ".parquet"))
     rows = [well_profile(feature_tables=tables, platemap_row=platemap[well], plate=plate,
-                         well=well, params=params)
+                         well=well, params=params, low_confidence=low_confidence)
             for well, tables in by_well.items()]
     table = pd.concat(rows, ignore_index=True)
     step_params = {"aggregate": dict(params),
-                   "platemap": {w: dict(platemap[w]) for w in by_well}}
+                   "platemap": {w: dict(platemap[w]) for w in by_well},
+                   "low_confidence": dict(low_confidence or {})}
     lineage = _lineage_of([t for tables in by_well.values() for t in tables[:1]])
     write_table(table, output, step="aggregate_wells", params=step_params, lineage=lineage)
     return table
@@ -106,6 +111,7 @@ def well_profile(
     plate: str,
     well: str,
     params: Mapping,
+    low_confidence: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """One well: cell count, per-feature summary over its QC-passed sites, and QC counts.
 
@@ -125,6 +131,8 @@ def well_profile(
     plate, well : str
     params : mapping
         The ``aggregate`` config section: ``operation`` (``median`` or ``mean``).
+    low_confidence : mapping, optional
+        Confidence column -> low-confidence threshold (None: the defaults).
 
     Returns
     -------
@@ -133,7 +141,8 @@ def well_profile(
         ``Metadata_Sites_Used``, ``Metadata_Sites_Excluded``, ``Metadata_QC_Exclusions``,
         one column per feature, and provenance.
     """
-    step_params = {"aggregate": dict(params), "platemap": dict(platemap_row)}
+    step_params = {"aggregate": dict(params), "platemap": dict(platemap_row),
+                   "low_confidence": dict(low_confidence or {})}
     cells, hashes, all_hashes, exclusions, lineage = [], [], [], [], {}
     names: dict[str, None] = {}  # the feature columns, in table order
     for path in feature_tables:
@@ -150,7 +159,8 @@ def well_profile(
         hashes.append(meta["image_sha256"])
     features = list(names)
     all_cells = pd.concat(cells, ignore_index=True) if cells else pd.DataFrame(columns=features)
-    summary = aggregate_well(all_cells, features=features, operation=params["operation"])
+    summary = aggregate_well(all_cells, features=features, operation=params["operation"],
+                             low_confidence=low_confidence)
 
     row = {"Metadata_Plate": plate, "Metadata_Well": well}
     row.update({k: v for k, v in platemap_row.items() if k != "Metadata_Well"})
@@ -158,6 +168,7 @@ def well_profile(
     row["Metadata_Sites_Used"] = len(cells)
     row["Metadata_Sites_Excluded"] = len(exclusions)
     row["Metadata_QC_Exclusions"] = " | ".join(exclusions)
+    row[LOW_CONFIDENCE_FRACTION] = summary.pop(LOW_CONFIDENCE_FRACTION)
     row.update(summary)
     out = pd.DataFrame([row])
 

@@ -3,22 +3,61 @@
 Follows pycytominer's conventions (see :mod:`plateflow.profiles`): the cell count of a well is
 ``Metadata_Object_Count``, and each feature is summarised by its median (or mean) over the
 well's cells.
+
+The segmentation's per-object confidence columns (``<Compartment>_Segmentation_<Name>``) say
+how sure the segmentation is of an object, not what the cell looks like: they are not
+summarised as features (their median would be normalised and profiled like a phenotype).
+Instead the well reports ``Metadata_Segmentation_LowConfidenceFraction``, the fraction of its
+objects that some confidence column calls low (config ``segmentation_qc.low_confidence``:
+column name or ``fnmatch`` pattern -> threshold; an object is low when any of its confidence
+columns is below its threshold). A ``Metadata_`` column, so normalisation leaves it alone.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from plateflow.core.confidence import (
+    DEFAULT_LOW_CONFIDENCE,
+    is_segmentation_column,
+    low_confidence_of,
+)
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["OPERATIONS", "aggregate_well"]
+__all__ = ["LOW_CONFIDENCE_FRACTION", "OPERATIONS", "aggregate_well", "low_confidence_fraction"]
 
 #: The per-feature summaries over a well's cells that ``aggregate.operation`` names.
 OPERATIONS = ("median", "mean")
+#: The well column with the fraction of low-confidence objects.
+LOW_CONFIDENCE_FRACTION = "Metadata_Segmentation_LowConfidenceFraction"
+def low_confidence_fraction(cells: pd.DataFrame, thresholds: Mapping[str, float]) -> float:
+    """Fraction of objects that some confidence column calls low.
+
+    Parameters
+    ----------
+    cells : DataFrame
+        One row per object.
+    thresholds : mapping of str to float
+        Confidence column (name or ``fnmatch`` pattern) -> the value below which an object is of
+        low confidence.
+
+    Returns
+    -------
+    float
+        Low objects / objects with at least one confidence value; NaN when no object has one
+        (no confidence column, or no cells).
+    """
+    found = low_confidence_of({c: cells[c].to_numpy() for c in cells.columns}, thresholds)
+    if found is None:
+        return np.nan
+    low, judged = found
+    n = int(judged.sum())
+    return float(low.sum() / n) if n else np.nan
 
 
 def aggregate_well(
@@ -26,6 +65,7 @@ def aggregate_well(
     *,
     features: Sequence[str],
     operation: str = "median",
+    low_confidence: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
     """Summarise the cells of one well.
 
@@ -34,22 +74,28 @@ def aggregate_well(
     cells : DataFrame
         One row per cell (may be empty).
     features : sequence of str
-        Feature columns to summarise; missing ones come out NaN.
+        Feature columns to summarise; missing ones come out NaN. Segmentation columns
+        (:func:`is_segmentation_column`) are left out.
     operation : {"median", "mean"}
+    low_confidence : mapping, optional
+        Thresholds of the confidence columns (default :data:`DEFAULT_LOW_CONFIDENCE`).
 
     Returns
     -------
     dict
-        ``Metadata_Object_Count`` and one value per feature.
+        ``Metadata_Object_Count``, :data:`LOW_CONFIDENCE_FRACTION` and one value per feature.
     """
     if operation not in OPERATIONS:
         raise ValueError(f"aggregate operation must be 'median' or 'mean', not '{operation}'")
+    features = [f for f in features if not is_segmentation_column(f)]
     present = [f for f in features if f in cells.columns]
     if len(cells) and present:
         values = getattr(cells[present].astype("float64"), operation)(skipna=True)
     else:
         values = pd.Series(dtype="float64")
     out = {"Metadata_Object_Count": len(cells)}
+    out[LOW_CONFIDENCE_FRACTION] = low_confidence_fraction(
+        cells, DEFAULT_LOW_CONFIDENCE if low_confidence is None else low_confidence)
     for feature in features:
         value = values.get(feature, np.nan)
         out[feature] = float(value) if pd.notna(value) else np.nan

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plateflow.core.contract import QC_PASS, SITE_KEYS, site_frame
+from plateflow.core.contract import QC_PASS, REACQUIRE_COLUMNS, SITE_KEYS, site_frame
 from plateflow.core.imageio import UnreadableImageError, dtype_max, read_site, sha256_site
 from plateflow.core.provenance import (
     add_provenance,
@@ -41,11 +41,6 @@ __all__ = ["collect_plate_qc", "measure_qc", "site_qc_row"]
 
 #: A batch's sites as the rules pass them: well -> site -> channel -> raw file.
 BatchSites = Mapping[str, Mapping[str, Mapping[str, str]]]
-
-#: Columns of the re-acquisition list.
-REACQUIRE_COLUMNS = ["plate", "well", "site", "channel", "metric", "value", "threshold",
-                     "reason", "status", "image_sha256"]
-
 
 def site_qc_row(
     *,

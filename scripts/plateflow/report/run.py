@@ -16,6 +16,7 @@ from plateflow.report.flatfields import flatfield_html
 from plateflow.report.headline import flagged_table_html, headline_html, overview_html
 from plateflow.report.heatmaps import heatmaps_html, plate_channels
 from plateflow.report.page import page_html, plate_section_html
+from plateflow.report.segmentation_qc import segmentation_qc_html
 from plateflow.report.summary import Plate, Summary, plate_from_table, sorted_flagged, summarise
 from plateflow.report.thumbnails import (
     THUMB_TILE,
@@ -26,6 +27,7 @@ from plateflow.report.thumbnails import (
     thumbnail_figure,
     thumbnails_html,
 )
+from plateflow.report.validation import accuracy_html
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +85,28 @@ def _flatfield_section(plate: Plate, path: str | Path | None) -> str:
     return flatfield_html(stack, list(meta.get("channels") or []))
 
 
+def _segmentation_qc_section(plate: Plate, path: str | Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        table = read_table(path)
+    except Exception as err:  # noqa: BLE001 - a broken file must not stop the report
+        logger.error("plate %s: cannot read the segmentation QC '%s': %s", plate.name, path, err)
+        return segmentation_qc_html(plate, None, error=err)
+    return segmentation_qc_html(plate, table)
+
+
+def _accuracy_section(plate: Plate, path: str | Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        table = read_table(path)
+    except Exception as err:  # noqa: BLE001 - a broken file must not stop the report
+        logger.error("plate %s: cannot read the accuracy table '%s': %s", plate.name, path, err)
+        return accuracy_html(None, error=err)
+    return accuracy_html(table)
+
+
 def _plate_section(plate: Plate, summary: Summary, spec: Mapping, index: int,
                    thumbnails_max: int) -> str:
     flagged = sorted_flagged(plate)
@@ -92,6 +116,8 @@ def _plate_section(plate: Plate, summary: Summary, spec: Mapping, index: int,
         _thumbnails_section(plate, spec, flagged, thumbnails_max),
         _flatfield_section(plate, spec.get("flatfield")),
         flagged_table_html(plate.name, flagged),
+        _segmentation_qc_section(plate, spec.get("segmentation_qc")),
+        _accuracy_section(plate, spec.get("accuracy")),
     ])
 
 
@@ -108,7 +134,9 @@ def write_qc_report(
         ``QC_Reasons`` and ``QC_<Metric>_<Channel>`` metrics), ``"flatfield"`` (path of the
         (C, Y, X) float32 flat-field TIFF, or None), ``"site_files"`` (``"well/site"`` ->
         {channel: raw image path}; default: the QC table's ``Metadata_FileName_<channel>``) and ``"wells"`` (the plate's well names, which choose the
-        96-, 384- or 1536-well layout of the plate maps).
+        96-, 384- or 1536-well layout of the plate maps), and optionally ``"segmentation_qc"``
+        (path of the plate's segmentation QC table, drawn in its "Segmentation QC" part) and
+        ``"accuracy"`` (path of its segmentation accuracy table, rule validate_segmentation).
     output : path
         The HTML file to write (parent folders are created).
     thumbnails_max : int

@@ -169,6 +169,9 @@ class SegmentationMethod:
         Channel that shows cell bodies, if any.
     weights : path or None
         The staged, verified weights file of a model-based method (None otherwise).
+    model : mapping or None
+        The ``segmentation.model`` section (name, source, sha256): a model-based method checks
+        ``weights`` against its sha256 before loading.
     """
 
     #: The registered name (set by :func:`register`).
@@ -177,7 +180,8 @@ class SegmentationMethod:
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: Mapping | None = None, *, nuclei_channel: str,
-                 cells_channel: str | None = None, weights: str | Path | None = None):
+                 cells_channel: str | None = None, weights: str | Path | None = None,
+                 model: Mapping | None = None):
         config = dict(config or {})
         unknown = sorted(set(config) - set(self.defaults))
         if unknown:
@@ -189,6 +193,7 @@ class SegmentationMethod:
         self.nuclei_channel = nuclei_channel
         self.cells_channel = cells_channel
         self.weights = None if weights is None else Path(weights)
+        self.model_config: dict | None = None if model is None else dict(model)
         #: Model name and weights hash, for methods whose :meth:`load` loads weights.
         self.model: str | None = None
         self.weights_sha256: str | None = None
@@ -276,7 +281,8 @@ def build_method(params: Mapping, *, weights: str | Path | None = None) -> Segme
     name = params["method"]
     cls = get_method(name)
     return cls(params.get(name), nuclei_channel=params["nuclei_channel"],
-               cells_channel=params.get("cells_channel"), weights=weights)
+               cells_channel=params.get("cells_channel"), weights=weights,
+               model=params.get("model"))
 
 
 def cytoplasm_from(cells: np.ndarray, nuclei: np.ndarray) -> np.ndarray:

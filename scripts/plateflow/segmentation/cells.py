@@ -1,14 +1,17 @@
-"""Cells grown from nuclei (after CellProfiler's IdentifySecondaryObjects)."""
+"""Cells grown from nuclei (CellProfiler's IdentifySecondaryObjects) and cytoplasm
+(IdentifyTertiaryObjects)."""
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 from skimage import segmentation
 
 from plateflow.segmentation.morphology import fill_holes_per_object
+from plateflow.segmentation.propagation import propagate
 from plateflow.segmentation.thresholds import auto_threshold, smooth
 
-__all__ = ["expand_cells", "grow_cells"]
+__all__ = ["cytoplasm", "expand_cells", "grow_cells"]
 
 
 def grow_cells(
@@ -17,17 +20,20 @@ def grow_cells(
     *,
     competitors: np.ndarray | None = None,
     smoothing_sigma: float = 1.0,
-    threshold_method: str = "otsu",
+    threshold_method: str = "li",
     threshold_correction: float = 1.0,
+    propagation_lambda: float = 0.05,
     fill_holes: bool = True,
-) -> tuple[np.ndarray, float | None]:
-    """Grow cells from nuclei in a cell-body image (seeded watershed, cf. CellProfiler's
-    IdentifySecondaryObjects "Propagation").
+    factor: int = 1,
+) -> tuple[np.ndarray, float | None, int]:
+    """Grow cells from nuclei in a cell-body image by CellProfiler's Propagation
+    (IdentifySecondaryObjects, :func:`~plateflow.segmentation.propagation.propagate`).
 
-    The cell-body image is smoothed and thresholded; each nucleus floods the foreground
-    (foreground OR nuclei) over the inverted smoothed intensity, so borders between touching
-    cells follow the dim valleys between them. Foreground not reachable from any nucleus stays
-    background, so every cell has exactly one nucleus with the same label.
+    The cell-body image is smoothed and thresholded; each nucleus claims the foreground pixels
+    (foreground OR nuclei) it is closest to along paths through the foreground, path length
+    summing image differences and ``propagation_lambda`` per step. Foreground not reachable
+    from any nucleus stays background, so every cell has exactly one nucleus with the same
+    label.
 
     Parameters
     ----------
@@ -39,9 +45,15 @@ def grow_cells(
         Extra seeds (e.g. nuclei discarded for size or border) with labels not used in
         ``nuclei``: they compete for territory, then their regions are set to background.
     smoothing_sigma, threshold_method, threshold_correction
-        See :func:`plateflow.segmentation.thresholds.auto_threshold`.
+        See :func:`plateflow.segmentation.thresholds.auto_threshold`; the smoothed image
+        is thresholded, the unsmoothed one steers the propagation (as in CellProfiler).
+    propagation_lambda : float
+        CellProfiler's regularization factor.
     fill_holes : bool
         Fill holes enclosed by a single cell.
+    factor : int
+        Coarsening of the shortest-path solve (see
+        :func:`~plateflow.segmentation.propagation.propagate`).
 
     Returns
     -------
@@ -49,12 +61,16 @@ def grow_cells(
         Same label numbers as ``nuclei``; each cell contains its nucleus.
     threshold : float or None
         Threshold used on the smoothed cell image (None: no cell-body signal, cells = nuclei).
+    unnucleated : int
+        Foreground components that hold no nucleus (cell bodies without a nucleus, debris):
+        left out by the "one nucleus per cell" rule.
     """
     nuclei = np.asarray(nuclei)
     if nuclei.max(initial=0) == 0:
-        return np.zeros(nuclei.shape, np.int32), None
+        return np.zeros(nuclei.shape, np.int32), None, 0
     seeds = _with_competitors(nuclei, competitors)
-    smoothed = smooth(np.asarray(plane, dtype=np.float32), smoothing_sigma)
+    plane = np.asarray(plane, dtype=np.float32)
+    smoothed = smooth(plane, smoothing_sigma)
     # No SNR guard here: with nuclei present, "blank" cell-body images just give cells = nuclei.
     threshold = auto_threshold(
         smoothed, method=threshold_method, correction=threshold_correction, min_snr=0.0
@@ -62,13 +78,52 @@ def grow_cells(
     mask = seeds > 0
     if threshold is not None:
         mask |= smoothed > threshold
-    cells = segmentation.watershed(-smoothed, markers=seeds, mask=mask)
+    cells = propagate(plane, seeds, mask, propagation_lambda, factor=factor)
+    components, n_components = ndi.label(mask)
+    seeded = np.bincount(components[seeds > 0], minlength=n_components + 1)[1:] > 0
+    unnucleated = n_components - int(np.count_nonzero(seeded))
     if fill_holes:
         cells = fill_holes_per_object(cells)
     cells[cells > nuclei.max()] = 0  # competitors' territory
-    # Watershed keeps marker pixels, but be explicit: a nucleus always belongs to its own cell.
+    # A nucleus always belongs to its own cell.
     cells[nuclei > 0] = nuclei[nuclei > 0]
-    return cells.astype(np.int32, copy=False), None if threshold is None else float(threshold)
+    return (cells.astype(np.int32, copy=False), None if threshold is None else float(threshold),
+            unnucleated)
+
+
+def cytoplasm(cells: np.ndarray, nuclei: np.ndarray, *, shrink: int = 1) -> np.ndarray:
+    """Cytoplasm = cells minus nuclei shrunk by ``shrink`` px first (CellProfiler's
+    IdentifyTertiaryObjects, "shrink smaller object prior to subtraction": the nucleus's
+    outer ring of pixels stays in the cytoplasm, so every cell whose nucleus has an edge keeps
+    some cytoplasm).
+
+    Parameters
+    ----------
+    cells, nuclei : (Y, X) int ndarray
+        Same label numbers.
+    shrink : int
+        Pixels peeled off each nucleus before it is subtracted (0: plain subtraction).
+
+    Returns
+    -------
+    (Y, X) int32 ndarray
+    """
+    nuclei = np.asarray(nuclei)
+    inner = nuclei > 0
+    if shrink > 0:
+        # A pixel stays nucleus when its 4-neighbourhood (iterated) is the same nucleus:
+        # touching nuclei are shrunk apart, as CellProfiler's per-object erosion does.
+        same = np.ones(nuclei.shape, bool)
+        padded = np.pad(nuclei, 1, mode="constant")
+        for _ in range(int(shrink)):
+            centre = padded[1:-1, 1:-1]
+            same = ((padded[:-2, 1:-1] == centre) & (padded[2:, 1:-1] == centre)
+                    & (padded[1:-1, :-2] == centre) & (padded[1:-1, 2:] == centre))
+            padded = np.pad(np.where(same, centre, 0), 1, mode="constant")
+        inner = padded[1:-1, 1:-1] > 0
+    out = np.array(cells, dtype=np.int32, copy=True)
+    out[inner] = 0
+    return out
 
 
 def expand_cells(

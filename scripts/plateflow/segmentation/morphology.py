@@ -5,7 +5,58 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["fill_holes_per_object", "fill_small_holes", "filter_by_area", "find_markers"]
+__all__ = [
+    "fill_holes",
+    "fill_holes_per_object",
+    "fill_small_holes",
+    "filter_by_area",
+    "find_markers",
+    "label_max",
+    "relabel",
+    "upsample",
+]
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``ndi.binary_fill_holes`` (4-connected background) by one labelling of the background:
+    the components that do not touch the image edge are holes. About twice as fast."""
+    mask = np.asarray(mask, bool)
+    background, n = ndi.label(~mask)
+    if n == 0:
+        return mask.copy()
+    outer = np.zeros(n + 1, bool)
+    for edge in (background[0], background[-1], background[:, 0], background[:, -1]):
+        outer[edge] = True
+    outer[0] = False  # the mask itself
+    return ~outer[background]
+
+
+def label_max(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Maximum of ``values`` per label 1..n (``-inf`` for absent labels), by ``np.maximum.at``
+    (faster than ``ndi.maximum``, which sorts)."""
+    out = np.full(n + 1, -np.inf)
+    inside = labels > 0
+    np.maximum.at(out, labels[inside], values[inside])
+    return out[1:]
+
+
+def relabel(labels: np.ndarray, offset: int = 1) -> np.ndarray:
+    """Labels renumbered ``offset``, ``offset + 1``, ... in order, 0 kept (int32); a lookup
+    table from ``np.bincount``, not ``np.unique``'s sort."""
+    labels = np.asarray(labels)
+    present = np.bincount(labels.ravel()) > 0
+    present[0] = False
+    lut = np.zeros(present.size, np.int32)
+    lut[present] = np.arange(offset, offset + int(present.sum()), dtype=np.int32)
+    return lut[labels]
+
+
+def upsample(small: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour upsampling by ``factor``, cropped or edge-padded to ``shape``."""
+    big = np.repeat(np.repeat(small, factor, axis=0), factor, axis=1)
+    big = big[: shape[0], : shape[1]]
+    pad = ((0, shape[0] - big.shape[0]), (0, shape[1] - big.shape[1]))
+    return np.pad(big, pad, mode="edge") if any(p[1] for p in pad) else big
 
 
 def fill_holes_per_object(labels: np.ndarray) -> np.ndarray:
@@ -22,7 +73,7 @@ def fill_holes_per_object(labels: np.ndarray) -> np.ndarray:
     -------
     (Y, X) ndarray, same dtype, holes filled.
     """
-    holes = ndi.binary_fill_holes(labels > 0) & (labels == 0)
+    holes = fill_holes(labels > 0) & (labels == 0)
     if not holes.any():
         return labels
     hole_labels, n_holes = ndi.label(holes)
@@ -73,7 +124,7 @@ def fill_small_holes(mask: np.ndarray, max_hole_area: float) -> np.ndarray:
     -------
     (Y, X) bool ndarray
     """
-    holes = ndi.binary_fill_holes(mask) & ~mask
+    holes = fill_holes(mask) & ~mask
     if not holes.any():
         return mask
     hole_labels, _ = ndi.label(holes)
@@ -110,7 +161,7 @@ def find_markers(score: np.ndarray, foreground: np.ndarray, min_distance: float)
     markers = np.where(peaks, groups, 0)
     components, n_components = ndi.label(foreground)
     if n_components:
-        has_marker = ndi.maximum(markers, components, np.arange(1, n_components + 1)) > 0
+        has_marker = label_max(markers, components, n_components) > 0
         orphan = ~np.concatenate([[True], has_marker])
         if orphan.any():
             # Each marker-less component becomes its own marker (fresh, unused numbers).

@@ -102,8 +102,17 @@ def _contradictions(config: Mapping) -> list[str]:
         problems.append(f"config 'segmentation.cells_channel': '{seg['cells_channel']}' is also "
                         f"the nuclei channel; use a cytoplasm or membrane channel, or null to "
                         f"grow cells from the nuclei")
+    model = seg["model"]
+    if seg["method"] in MODEL_METHODS and not (model["name"] and model["sha256"]):
+        problems.append(f"config 'segmentation.model': method '{seg['method']}' loads model "
+                        "weights, but model.name and model.sha256 are not both set; set name "
+                        "(a built-in model such as 'cpsam', or your weights' file name), source "
+                        "(a local path or URL) and sha256, or copy the file to "
+                        "<model_cache>/<name>")
     classical = seg["classical"]
-    if classical["nucleus_diameter_min"] >= classical["nucleus_diameter_max"]:
+    if (classical["nucleus_diameter_min"] is not None
+            and classical["nucleus_diameter_max"] is not None
+            and classical["nucleus_diameter_min"] >= classical["nucleus_diameter_max"]):
         problems.append("config 'segmentation.classical.nucleus_diameter_min' must be smaller "
                         f"than nucleus_diameter_max ({classical['nucleus_diameter_min']} >= "
                         f"{classical['nucleus_diameter_max']})")
@@ -121,6 +130,10 @@ def config_warnings(config: Mapping) -> list[str]:
     if seg["gpu"] and seg["method"] not in MODEL_METHODS:
         warnings.append(f"config 'segmentation.gpu': true asks every segmentation job for a "
                         f"GPU, but method '{seg['method']}' does not use one")
+    if seg["method"] in MODEL_METHODS and not seg["gpu"]:
+        warnings.append(f"config 'segmentation.gpu': false, so method '{seg['method']}' runs on "
+                        f"the CPU of each job, slowly (minutes per site); set it true on a "
+                        f"cluster with GPUs")
     return warnings
 
 
