@@ -148,6 +148,8 @@ CHANGES = {
     "preprocess": lambda c: c["preprocess"].update(storage="float32"),
     "segmentation": lambda c: c["segmentation"].setdefault("classical", {}).update(
         smoothing_sigma=1.5),
+    "segmentation_qc": lambda c: c.setdefault("segmentation_qc", {}).update(
+        min_count_ratio=0.9, max_robust_z=2.0),
     "batching": lambda c: c["batching"].update(wells_per_job=1),
     "model_cache": lambda c: c.update(model_cache="resources/other_models"),
     "features": lambda c: c["features"].update(Location={"enabled": False}),
