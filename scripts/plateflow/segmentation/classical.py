@@ -56,7 +56,7 @@ class Classical(SegmentationMethod):
         # plus distance transform), "shape" (distance-transform peaks), "intensity" (peaks of
         # the smoothed DNA image, CellProfiler) or "none".
         "declump": "blob",
-        # Minimum distance (px) between two nucleus centres; None: 0.15x the typical diameter.
+        # Minimum distance (px) between two nucleus centres; None: 0.2x the typical diameter.
         "declump_min_distance": None,
         # Threshold the DNA image again after removing the background under objects narrower
         # than 3 typical diameters (uneven background, dim nuclei beside bright ones).
