@@ -38,3 +38,24 @@ def test_missing_source_and_bad_hash_format(tmp_path):
         stage_weights(str(tmp_path / "nope.pt"), sha256="a" * 64, destination=tmp_path / "m.pt")
     with pytest.raises(ModelStagingError, match="64-hex-digit"):
         stage_weights(str(tmp_path / "nope.pt"), sha256="abc", destination=tmp_path / "m.pt")
+
+
+def _segmentation(method, members=()):
+    return {"method": method, "gpu": False,
+            "model": {"name": None, "source": None, "sha256": None},
+            "ensemble": {"members": [{"method": m, "params": {}} for m in members],
+                         "flips": False}}
+
+
+def test_an_ensemble_with_a_cellpose_member_uses_a_model():
+    from plateflow.sheets.checks import config_warnings, uses_model
+
+    assert uses_model(_segmentation("cellpose"))
+    assert not uses_model(_segmentation("classical"))
+    assert not uses_model(_segmentation("ensemble", ["classical", "classical"]))
+    assert uses_model(_segmentation("ensemble", ["classical", "cellpose"]))
+    # so the load-time advice sees the model too: no GPU asked for a model's work
+    warnings = config_warnings({"segmentation": _segmentation("ensemble", ["cellpose"])})
+    assert any("slowly" in w for w in warnings), warnings
+    gpu = {**_segmentation("ensemble", ["classical"]), "gpu": True}
+    assert any("does not use one" in w for w in config_warnings({"segmentation": gpu}))

@@ -317,17 +317,22 @@ def test_a_broken_plate_fails_at_load_naming_plate_well_site_and_file(tmp_path, 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["plates"] = {"EXAMPLE1": {"folder": "plates/EXAMPLE1", "naming": "metaxpress",
                                      "platemap": "map.csv"}}
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-               "--directory", str(tmp_path), "-n"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode != 0
-    message = done.stdout + done.stderr
+    message = _dry_run_fails(tmp_path, config)
     assert "plate EXAMPLE1" in message
     assert "well B02, site 2: missing channel(s) Mito" in message
     assert "EXAMPLE1_B02_s2_w1.tif" in message
     assert "platemap well(s) have no images" in message and "B03" in message
+
+
+def _dry_run_fails(workdir: Path, config: dict) -> str:
+    """Write the config into ``workdir``, dry-run there; the run must fail: its output."""
+    (workdir / "config").mkdir()
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+               "--directory", str(workdir), "-n"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0
+    return done.stdout + done.stderr
 
 
 def test_a_wrong_ground_truth_table_fails_at_load(tmp_path, generated):
@@ -339,13 +344,7 @@ def test_a_wrong_ground_truth_table_fails_at_load(tmp_path, generated):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["plates"] = {"EXAMPLE1": {"folder": "plates/EXAMPLE1", "naming": "metaxpress",
                                      "platemap": "map.csv", "ground_truth": table}}
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-               "--directory", str(tmp_path), "-n"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode != 0
-    message = done.stdout + done.stderr
+    message = _dry_run_fails(tmp_path, config)
     assert "plates.EXAMPLE1.ground_truth" in message
     assert "plate EXAMPLE1, well B04, site 2 (row 3): no such site was imaged" in message
 

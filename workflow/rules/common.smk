@@ -27,10 +27,10 @@ from plateflow.core.contract import (  # noqa: E402
 )
 from plateflow.core.params import canonical, code_hash, params_hash  # noqa: E402
 from plateflow.sheets.checks import (  # noqa: E402
-    MODEL_METHODS,
     check_config,
     config_warnings,
     schema_problems,
+    uses_model,
 )
 from plateflow.sheets.discovery import load_experiment  # noqa: E402
 from plateflow.sheets.errors import DiscoveryError  # noqa: E402
@@ -281,11 +281,8 @@ def get_flatfield(wildcards):
 # ------------------------------------------------------------------------- models, report --
 def get_model_weights(wildcards):
     """The staged weights a segmentation job reads, if its method uses a model."""
-    seg = config["segmentation"]
-    methods = {seg["method"], *(m["method"] for m in seg["ensemble"]["members"]
-                                if seg["method"] == "ensemble")}
-    model = seg["model"]
-    if methods & MODEL_METHODS and model["name"]:
+    model = config["segmentation"]["model"]
+    if uses_model(config["segmentation"]) and model["name"]:
         return [f"{config['model_cache']}/{model['name']}"]
     return []
 

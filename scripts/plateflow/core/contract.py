@@ -15,11 +15,14 @@ row, e.g. ``A01-A06``, see :func:`well_batch`)::
                                                     (metadata: segmentation.info, objects)
     results/segmentation/{plate}/sites.parquet      segmentation QC: one row per site (SegQC_*)
     results/segmentation/{plate}/reacquire.csv      one row per segmentation flag (QC's columns)
+    results/validation/{plate}/segmentation_accuracy.parquet   per site and compartment: AP,
+                                                    Dice, precision, recall against the masks
+                                                    of plates.<plate>.ground_truth
     results/features/{plate}/{batch}/{well}/s{site}.parquet    one row per cell
     results/wells/{plate}/{batch}.parquet           one row per well
     results/plates/{plate}/profiles[_normalized].parquet
     results/experiment/profiles[_normalized].parquet
-    results/report.html
+    results/qc/report.html                          the report (QC, segmentation QC, accuracy)
 
 **Sites.** A batch's sites travel as ``"well/site"`` strings (``"B03/1"``): :func:`site_id`
 makes one, :func:`parse_site_ids` reads them. Inside a batch folder each site has one file,

@@ -85,26 +85,26 @@ def _flatfield_section(plate: Plate, path: str | Path | None) -> str:
     return flatfield_html(stack, list(meta.get("channels") or []))
 
 
-def _segmentation_qc_section(plate: Plate, path: str | Path | None) -> str:
+def _table_section(plate: Plate, path: str | Path | None, what: str, render) -> str:
+    """``render(table)`` of the plate's table at ``path`` (nothing without one); a table that
+    cannot be read becomes ``render(None, error=...)``: a broken file must not stop the report."""
     if path is None:
         return ""
     try:
         table = read_table(path)
     except Exception as err:  # noqa: BLE001 - a broken file must not stop the report
-        logger.error("plate %s: cannot read the segmentation QC '%s': %s", plate.name, path, err)
-        return segmentation_qc_html(plate, None, error=err)
-    return segmentation_qc_html(plate, table)
+        logger.error("plate %s: cannot read the %s '%s': %s", plate.name, what, path, err)
+        return render(None, error=err)
+    return render(table)
+
+
+def _segmentation_qc_section(plate: Plate, path: str | Path | None) -> str:
+    return _table_section(plate, path, "segmentation QC",
+                          lambda table, **kw: segmentation_qc_html(plate, table, **kw))
 
 
 def _accuracy_section(plate: Plate, path: str | Path | None) -> str:
-    if path is None:
-        return ""
-    try:
-        table = read_table(path)
-    except Exception as err:  # noqa: BLE001 - a broken file must not stop the report
-        logger.error("plate %s: cannot read the accuracy table '%s': %s", plate.name, path, err)
-        return accuracy_html(None, error=err)
-    return accuracy_html(table)
+    return _table_section(plate, path, "accuracy table", accuracy_html)
 
 
 def _plate_section(plate: Plate, summary: Summary, spec: Mapping, index: int,

@@ -6,10 +6,23 @@ Reads ``results/preprocessed/{plate}/{batch}/`` and writes ``results/segmentatio
 - :mod:`~plateflow.segmentation.base` — :class:`Segmentation` (the result), :class:`SiteImage`
   (a method's input), :class:`SegmentationMethod` and the registry of methods.
 - :mod:`~plateflow.segmentation.classical` — the ``classical`` method, built from
-  :mod:`~plateflow.segmentation.thresholds`, :mod:`~plateflow.segmentation.morphology`,
-  :mod:`~plateflow.segmentation.nuclei` and :mod:`~plateflow.segmentation.cells`.
-- :mod:`~plateflow.segmentation.weights` — staging model weights for offline compute nodes.
-- :mod:`~plateflow.segmentation.run` — the batch job: reads corrected stacks, writes label stacks.
+  :mod:`~plateflow.segmentation.thresholds`, :mod:`~plateflow.segmentation.scale` (the
+  typical nucleus diameter), :mod:`~plateflow.segmentation.morphology`,
+  :mod:`~plateflow.segmentation.nuclei`, :mod:`~plateflow.segmentation.cells` and
+  :mod:`~plateflow.segmentation.propagation` (CellProfiler's Propagation), with per-object
+  contrast from :mod:`~plateflow.segmentation.confidence`.
+- :mod:`~plateflow.segmentation.cellpose_method` — the ``cellpose`` method (Cellpose 4; torch
+  and cellpose are imported only when a model loads), its nuclei and cells paired by
+  :mod:`~plateflow.segmentation.pairing`.
+- :mod:`~plateflow.segmentation.ensemble` — the ``ensemble`` method: members or test-time
+  flips merged by majority, with each object's agreement.
+- :mod:`~plateflow.segmentation.weights` — staging and checking model weights for offline
+  compute nodes.
+- :mod:`~plateflow.segmentation.run` — the batch job: reads corrected stacks, writes label
+  stacks, with :mod:`~plateflow.segmentation.statistics` (per-site statistics) recorded in each.
+- :mod:`~plateflow.segmentation.qc` — the plate's segmentation QC: flags and re-acquisition.
+- :mod:`~plateflow.segmentation.metrics` and :mod:`~plateflow.segmentation.validation` —
+  accuracy against hand-labelled masks (rule ``validate_segmentation``).
 
 **Adding a method.** Write one module in this folder with a :class:`SegmentationMethod`
 subclass decorated ``@register("<name>")`` and its ``defaults``, and add the same section,

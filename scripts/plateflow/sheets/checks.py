@@ -33,6 +33,16 @@ CHANNEL_KEYS = (
 MODEL_METHODS = frozenset({"cellpose"})
 
 
+def uses_model(segmentation: Mapping) -> bool:
+    """Whether the ``segmentation:`` section runs a model: its method, or a member of its
+    ensemble, is in :data:`MODEL_METHODS`."""
+    methods = {segmentation["method"]}
+    if segmentation["method"] == "ensemble":
+        methods |= {m.get("method") for m in segmentation["ensemble"]["members"]
+                    if isinstance(m, Mapping)}
+    return bool(methods & MODEL_METHODS)
+
+
 def _key(path) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
@@ -103,7 +113,7 @@ def _contradictions(config: Mapping) -> list[str]:
                         f"the nuclei channel; use a cytoplasm or membrane channel, or null to "
                         f"grow cells from the nuclei")
     model = seg["model"]
-    if seg["method"] in MODEL_METHODS and not (model["name"] and model["sha256"]):
+    if uses_model(seg) and not (model["name"] and model["sha256"]):
         problems.append(f"config 'segmentation.model': method '{seg['method']}' loads model "
                         "weights, but model.name and model.sha256 are not both set; set name "
                         "(a built-in model such as 'cpsam', or your weights' file name), source "
@@ -127,10 +137,10 @@ def config_warnings(config: Mapping) -> list[str]:
     """Settings that are allowed but probably not meant: said when the workflow loads."""
     seg = config["segmentation"]
     warnings = []
-    if seg["gpu"] and seg["method"] not in MODEL_METHODS:
+    if seg["gpu"] and not uses_model(seg):
         warnings.append(f"config 'segmentation.gpu': true asks every segmentation job for a "
                         f"GPU, but method '{seg['method']}' does not use one")
-    if seg["method"] in MODEL_METHODS and not seg["gpu"]:
+    if uses_model(seg) and not seg["gpu"]:
         warnings.append(f"config 'segmentation.gpu': false, so method '{seg['method']}' runs on "
                         f"the CPU of each job, slowly (minutes per site); set it true on a "
                         f"cluster with GPUs")
@@ -147,7 +157,7 @@ def _writable(folder: Path) -> bool:
 
 def _folder_problems(config: Mapping, base_dir: Path) -> list[str]:
     folders = {"results": base_dir / "results", "logs": base_dir / "logs"}
-    if config["segmentation"]["method"] in MODEL_METHODS:
+    if uses_model(config["segmentation"]):
         folders["model_cache"] = base_dir / config["model_cache"]
     return [f"output folder '{path}' ({what}) cannot be written: check its permissions"
             for what, path in folders.items() if not _writable(path)]
