@@ -185,7 +185,7 @@ def test_cosmetic_config_edits_rerun_nothing(base_run, tmp_path):
     # every key reordered, and defaults written out explicitly (1 for 1.0, too)
     config["qc"].update(focus_sigma_fine=2, max_saturated_fraction=0.01)
     config["illumination"] = {"method": "background", "floor": 0.05, "max_sites": 200}
-    config["segmentation"]["classical"] = {"smoothing_sigma": 1, "declump": "shape"}
+    config["segmentation"]["classical"] = {"smoothing_sigma": 1, "declump": "blob"}
     config["batching"] = {"wells_per_job": 2}
     config = {key: config[key] for key in sorted(config, reverse=True)}
     write_config(work, config, sort_keys=False)
