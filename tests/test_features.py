@@ -289,7 +289,10 @@ def test_default_params_equal_the_schema_defaults():
     section = schema["properties"]["features"]
     defaults = {name: {k: v["default"] for k, v in spec["properties"].items()}
                 for name, spec in section["properties"].items()}
-    assert defaults == DEFAULT_PARAMS == {name: {"enabled": True} for name in FAMILIES}
+    assert defaults == DEFAULT_PARAMS
+    # the issue-10 families are off until the whole set meets its speed target
+    assert {name for name, d in DEFAULT_PARAMS.items() if d["enabled"]} == {
+        "AreaShape", "Intensity", "Location"}
     for spec in section["properties"].values():
         assert spec["additionalProperties"] is False
 
@@ -310,7 +313,7 @@ def test_disabled_families_give_no_columns(scene):
 def test_unknown_family_or_option_is_named(scene):
     image, seg = scene
     with pytest.raises(ValueError, match="AreaShape"):
-        feature_columns(CHANNELS, params={"Texture": {"enabled": True}})
+        feature_columns(CHANNELS, params={"Zernike": {"enabled": True}})
     with pytest.raises(ValueError, match="enabled"):
         measure_objects(image, CHANNELS, seg, params={"Location": {"scale": 3}})
 
@@ -497,3 +500,18 @@ def test_features_match_cellprofiler_on_identical_nuclei(real_data):
     # little lower (measured ratio median 0.98, range 0.94-1.0).
     ratio = ours["Nuclei_AreaShape_Solidity"] / theirs["AreaShape_Solidity"]
     assert ratio.between(0.9, 1.0 + 1e-9).all() and 0.95 < ratio.median() <= 1.0
+
+
+def test_every_family_enabled_runs_on_a_site(scene):
+    """All registered families together, through the site step: the columns they declare, in
+    order, float64 (the table writer stores float32), one row per object, and each new family's columns present."""
+    image, seg = scene
+    params = {name: {"enabled": True} for name in FAMILIES}
+    df = measure_objects(image, CHANNELS, seg, params=params)
+    assert list(df.columns) == feature_columns(CHANNELS, params=params)
+    assert len(df) == int(seg.nuclei.max())
+    for family in ("Texture", "Granularity", "RadialDistribution", "Correlation", "Neighbors"):
+        columns = [c for c in df.columns if c.startswith(f"Cells_{family}_")]
+        assert columns, family
+        assert all(df[c].dtype == np.float64 for c in columns)
+        assert df[columns].notna().any().any(), family

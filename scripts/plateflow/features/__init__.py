@@ -9,6 +9,14 @@ and writes ``results/features/{plate}/{batch}/`` (see :mod:`plateflow.core.contr
   :class:`~plateflow.features.registry.Images`).
 - :mod:`~plateflow.features.shape` (``AreaShape``), :mod:`~plateflow.features.location`
   (``Location``), :mod:`~plateflow.features.intensity` (``Intensity``) — the families.
+- :mod:`~plateflow.features.granularity` (``Granularity``), :mod:`~plateflow.features.radial`
+  (``RadialDistribution``) — cp_measure's MeasureGranularity and
+  MeasureObjectIntensityDistribution, vectorised over all objects.
+- :mod:`~plateflow.features.correlation` (``Correlation``), :mod:`~plateflow.features.neighbors`
+  (``Neighbors``) — CellProfiler's MeasureColocalization (Costes included) and
+  MeasureObjectNeighbors, vectorised over all objects.
+- :mod:`~plateflow.features.texture` (``Texture``) — Haralick's 13 co-occurrence features per
+  channel, scale and direction (cp_measure's MeasureTexture), vectorised over all objects.
 - :mod:`~plateflow.features.measure` — :func:`measure_objects`: every enabled family over the
   Nuclei, Cells and Cytoplasm labels; :func:`feature_columns`: the exact column list.
 - :mod:`~plateflow.features.run` — the batch job.

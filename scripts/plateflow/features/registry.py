@@ -119,6 +119,8 @@ class Family:
     columns: Columns
     order: int
     defaults: dict[str, Any] = field(default_factory=dict)
+    #: Whether the family runs when the config does not say (``features.<name>.enabled``).
+    enabled: bool = True
 
 
 #: Registered families: name -> Family.
@@ -126,7 +128,7 @@ FAMILIES: dict[str, Family] = {}
 
 
 def register_family(name: str, *, columns: Columns, order: int,
-                    defaults: Mapping[str, Any] | None = None):
+                    defaults: Mapping[str, Any] | None = None, enabled: bool = True):
     """Decorator: register a family's measure function under its CellProfiler name.
 
     Parameters
@@ -141,12 +143,15 @@ def register_family(name: str, *, columns: Columns, order: int,
         Position of the family's columns within each compartment.
     defaults : mapping, optional
         The family's options (besides ``enabled``), as in the schema.
+    enabled : bool
+        The default of ``features.<name>.enabled`` (the schema says the same).
     """
 
     def decorate(measure: Measure) -> Measure:
         if name in FAMILIES and FAMILIES[name].measure is not measure:
             raise ValueError(f"feature family {name!r} is registered twice")
-        FAMILIES[name] = Family(name, measure, columns, int(order), dict(defaults or {}))
+        FAMILIES[name] = Family(name, measure, columns, int(order), dict(defaults or {}),
+                                bool(enabled))
         return measure
 
     return decorate
@@ -161,8 +166,8 @@ def get_family(name: str) -> Family:
 
 
 def default_params() -> dict[str, dict[str, Any]]:
-    """The ``features:`` config section with every family's defaults (all enabled)."""
-    return {name: {"enabled": True, **copy.deepcopy(family.defaults)}
+    """The ``features:`` config section with every family's defaults."""
+    return {name: {"enabled": family.enabled, **copy.deepcopy(family.defaults)}
             for name, family in FAMILIES.items()}
 
 
@@ -181,7 +186,7 @@ def enabled_families(params: Mapping | None) -> list[tuple[Family, dict[str, Any
     out = []
     for family in sorted(FAMILIES.values(), key=lambda f: (f.order, f.name)):
         section = dict(params.get(family.name) or {})
-        enabled = section.pop("enabled", True)
+        enabled = section.pop("enabled", family.enabled)
         unknown = sorted(set(section) - set(family.defaults))
         if unknown:
             raise ValueError(f"features.{family.name} has no option {unknown[0]!r}; allowed: "
