@@ -14,7 +14,7 @@ from helpers.synthetic import make_example_plate
 from scipy import ndimage as ndi
 
 from plateflow.segmentation import DEFAULT_PARAMS, SiteImage, build_method
-from plateflow.segmentation.cells import cytoplasm
+from plateflow.segmentation.base import cytoplasm_from
 from plateflow.segmentation.metrics import pooled, score
 from plateflow.segmentation.propagation import propagate
 from plateflow.segmentation.scale import estimate_diameter
@@ -196,9 +196,9 @@ def test_cytoplasm_shrinks_the_nucleus_by_one_pixel():
     nuclei[5:10, 5:10] = 1
     nuclei[5:10, 10:15] = 2  # touching nuclei are shrunk apart
     cells = nuclei.copy()
-    out = cytoplasm(cells, nuclei)
+    out = cytoplasm_from(cells, nuclei, shrink=1)
     assert out[6:9, 6:9].sum() == 0 and out[5, 5] == 1 and out[7, 9] == 1 and out[7, 10] == 2
-    assert np.array_equal(cytoplasm(cells, nuclei, shrink=0), np.zeros_like(cells))
+    assert np.array_equal(cytoplasm_from(cells, nuclei, shrink=0), np.zeros_like(cells))
 
 
 # --------------------------------------------------------------------------------------------

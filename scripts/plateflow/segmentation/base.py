@@ -21,8 +21,8 @@ site it segments, then :meth:`~SegmentationMethod.segment` per site. Every metho
 * ``nuclei``, ``cells``, ``cytoplasm`` are int32 ``(Y, X)`` label images, 0 = background;
 * nuclei are labelled 1..N consecutively;
 * cell ``i`` contains nucleus ``i`` (same label number), and there is no cell without a nucleus;
-* ``cytoplasm`` is ``cells`` with the nucleus pixels set to 0 (same label numbers; a cell whose
-  nucleus fills it has no cytoplasm pixels), see :func:`cytoplasm_from`;
+* ``cytoplasm`` is ``cells`` with the nucleus pixels set to 0, after the nucleus is optionally
+  shrunk by a few pixels (same label numbers), see :func:`cytoplasm_from`;
 * ``objects`` maps per-object column names (``<Compartment>_Segmentation_<Name>``, e.g.
   ``Nuclei_Segmentation_Confidence``) to float arrays of length N, entry ``i`` for label
   ``i + 1``; the feature step joins them to the object's feature row;
@@ -285,17 +285,37 @@ def build_method(params: Mapping, *, weights: str | Path | None = None) -> Segme
                model=params.get("model"))
 
 
-def cytoplasm_from(cells: np.ndarray, nuclei: np.ndarray) -> np.ndarray:
+def cytoplasm_from(cells: np.ndarray, nuclei: np.ndarray, *, shrink: int = 0) -> np.ndarray:
     """Cytoplasm = cells minus nuclei, keeping the cell label numbers.
+
+    With ``shrink`` > 0 each nucleus is shrunk by that many pixels first (CellProfiler's
+    IdentifyTertiaryObjects, "shrink smaller object prior to subtraction"): the nucleus's outer
+    ring of pixels stays in the cytoplasm, so every cell whose nucleus has an edge keeps some
+    cytoplasm.
 
     Parameters
     ----------
     cells, nuclei : (Y, X) int ndarray
+        Same label numbers.
+    shrink : int
+        Pixels peeled off each nucleus before it is subtracted (0: plain subtraction).
 
     Returns
     -------
     (Y, X) int32 ndarray
     """
+    nuclei = np.asarray(nuclei)
+    inner = nuclei > 0
+    if shrink > 0:
+        # A pixel stays nucleus when its 4-neighbourhood (iterated) is the same nucleus:
+        # touching nuclei are shrunk apart, as CellProfiler's per-object erosion does.
+        padded = np.pad(nuclei, 1, mode="constant")
+        for _ in range(int(shrink)):
+            centre = padded[1:-1, 1:-1]
+            same = ((padded[:-2, 1:-1] == centre) & (padded[2:, 1:-1] == centre)
+                    & (padded[1:-1, :-2] == centre) & (padded[1:-1, 2:] == centre))
+            padded = np.pad(np.where(same, centre, 0), 1, mode="constant")
+        inner = padded[1:-1, 1:-1] > 0
     cytoplasm = np.array(cells, dtype=np.int32, copy=True)
-    cytoplasm[np.asarray(nuclei) > 0] = 0
+    cytoplasm[inner] = 0
     return cytoplasm

@@ -11,7 +11,7 @@ from plateflow.segmentation.morphology import fill_holes_per_object
 from plateflow.segmentation.propagation import propagate
 from plateflow.segmentation.thresholds import auto_threshold, smooth
 
-__all__ = ["cytoplasm", "expand_cells", "grow_cells"]
+__all__ = ["expand_cells", "grow_cells"]
 
 
 def grow_cells(
@@ -89,41 +89,6 @@ def grow_cells(
     cells[nuclei > 0] = nuclei[nuclei > 0]
     return (cells.astype(np.int32, copy=False), None if threshold is None else float(threshold),
             unnucleated)
-
-
-def cytoplasm(cells: np.ndarray, nuclei: np.ndarray, *, shrink: int = 1) -> np.ndarray:
-    """Cytoplasm = cells minus nuclei shrunk by ``shrink`` px first (CellProfiler's
-    IdentifyTertiaryObjects, "shrink smaller object prior to subtraction": the nucleus's
-    outer ring of pixels stays in the cytoplasm, so every cell whose nucleus has an edge keeps
-    some cytoplasm).
-
-    Parameters
-    ----------
-    cells, nuclei : (Y, X) int ndarray
-        Same label numbers.
-    shrink : int
-        Pixels peeled off each nucleus before it is subtracted (0: plain subtraction).
-
-    Returns
-    -------
-    (Y, X) int32 ndarray
-    """
-    nuclei = np.asarray(nuclei)
-    inner = nuclei > 0
-    if shrink > 0:
-        # A pixel stays nucleus when its 4-neighbourhood (iterated) is the same nucleus:
-        # touching nuclei are shrunk apart, as CellProfiler's per-object erosion does.
-        same = np.ones(nuclei.shape, bool)
-        padded = np.pad(nuclei, 1, mode="constant")
-        for _ in range(int(shrink)):
-            centre = padded[1:-1, 1:-1]
-            same = ((padded[:-2, 1:-1] == centre) & (padded[2:, 1:-1] == centre)
-                    & (padded[1:-1, :-2] == centre) & (padded[1:-1, 2:] == centre))
-            padded = np.pad(np.where(same, centre, 0), 1, mode="constant")
-        inner = padded[1:-1, 1:-1] > 0
-    out = np.array(cells, dtype=np.int32, copy=True)
-    out[inner] = 0
-    return out
 
 
 def expand_cells(

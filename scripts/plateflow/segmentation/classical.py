@@ -7,8 +7,14 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from plateflow.segmentation.base import Segmentation, SegmentationMethod, SiteImage, register
-from plateflow.segmentation.cells import cytoplasm, expand_cells, grow_cells
+from plateflow.segmentation.base import (
+    Segmentation,
+    SegmentationMethod,
+    SiteImage,
+    cytoplasm_from,
+    register,
+)
+from plateflow.segmentation.cells import expand_cells, grow_cells
 from plateflow.segmentation.confidence import local_contrast
 from plateflow.segmentation.nuclei import DECLUMP_METHODS, find_nuclei
 from plateflow.segmentation.propagation import propagation_factor
@@ -26,7 +32,7 @@ class Classical(SegmentationMethod):
     CellProfiler's Propagation in the cell-body channel
     (:func:`~plateflow.segmentation.cells.grow_cells`) or, without one, by a fixed distance
     (:func:`~plateflow.segmentation.cells.expand_cells`), cytoplasm = cell - shrunk nucleus
-    (:func:`~plateflow.segmentation.cells.cytoplasm`). Loads nothing."""
+    (:func:`~plateflow.segmentation.base.cytoplasm_from`). Loads nothing."""
 
     #: The ``segmentation.classical`` section.
     defaults: ClassVar[dict[str, Any]] = {
@@ -170,6 +176,6 @@ class Classical(SegmentationMethod):
         logger.debug("classical segmentation: %d nuclei, %s", nuclei.max(initial=0), info)
         return self.result(
             nuclei, cells, info=info,
-            cytoplasm=cytoplasm(cells, nuclei, shrink=p["cytoplasm_shrink_px"]),
+            cytoplasm=cytoplasm_from(cells, nuclei, shrink=p["cytoplasm_shrink_px"]),
             objects={"Nuclei_Segmentation_Contrast": contrast},
         )

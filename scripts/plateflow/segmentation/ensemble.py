@@ -49,6 +49,7 @@ from plateflow.segmentation.base import (
     get_method,
     register,
 )
+from plateflow.segmentation.metrics import label_iou
 
 logger = logging.getLogger(__name__)
 
@@ -82,19 +83,9 @@ def best_iou(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     best_b : (N_b,) float ndarray
         The same for the objects of ``b``.
     """
-    a = np.asarray(a, dtype=np.int64)
-    b = np.asarray(b, dtype=np.int64)
-    if a.shape != b.shape:
-        raise ValueError(f"label images differ in size: {a.shape} vs {b.shape}")
-    na, nb = int(a.max(initial=0)), int(b.max(initial=0))
-    if na == 0 or nb == 0:
-        return np.zeros(na), np.zeros(nb)
-    both = (a > 0) & (b > 0)
-    overlap = np.bincount(a[both] * (nb + 1) + b[both], minlength=(na + 1) * (nb + 1))
-    overlap = overlap.reshape(na + 1, nb + 1)[1:, 1:].astype(np.float64)
-    area_a = np.bincount(a.ravel(), minlength=na + 1)[1:].astype(np.float64)
-    area_b = np.bincount(b.ravel(), minlength=nb + 1)[1:].astype(np.float64)
-    iou = overlap / np.maximum(area_a[:, None] + area_b[None, :] - overlap, 1.0)
+    iou = label_iou(a, b)
+    if iou.size == 0:
+        return np.zeros(iou.shape[0]), np.zeros(iou.shape[1])
     return iou.max(axis=1), iou.max(axis=0)
 
 

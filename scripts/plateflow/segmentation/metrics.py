@@ -23,12 +23,30 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix
 
-__all__ = ["IOU_THRESHOLDS", "iou_matrix", "match_counts", "pooled", "score"]
+__all__ = ["IOU_THRESHOLDS", "iou_matrix", "label_iou", "match_counts", "pooled", "score"]
 
 #: IoU thresholds of ``AP_50_95``.
 IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.951, 0.05), 2))
+
+
+def label_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every pair of labels ``1..max`` of two label images: an (n_a, n_b) float array,
+    row ``i`` for label ``i + 1`` of ``a`` (a label with no pixels has IoU 0 everywhere).
+
+    Counted with one ``bincount`` of the overlapping pixels' label pairs.
+    """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    if a.shape != b.shape:
+        raise ValueError(f"masks differ in size: {a.shape} vs {b.shape}")
+    na, nb = int(a.max(initial=0)), int(b.max(initial=0))
+    both = (a > 0) & (b > 0)
+    overlap = np.bincount(a[both] * (nb + 1) + b[both], minlength=(na + 1) * (nb + 1))
+    overlap = overlap.reshape(na + 1, nb + 1)[1:, 1:].astype(np.float64)
+    area_a = np.bincount(a.ravel(), minlength=na + 1)[1:].astype(np.float64)
+    area_b = np.bincount(b.ravel(), minlength=nb + 1)[1:].astype(np.float64)
+    return overlap / np.maximum(area_a[:, None] + area_b[None, :] - overlap, 1.0)
 
 
 def iou_matrix(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -36,19 +54,16 @@ def iou_matrix(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
 
     Labels need not be consecutive; rows and columns follow the sorted non-zero labels.
     """
-    truth = np.asarray(truth).ravel()
-    predicted = np.asarray(predicted).ravel()
+    truth = np.asarray(truth)
+    predicted = np.asarray(predicted)
     if truth.shape != predicted.shape:
         raise ValueError(f"masks differ in size: {truth.shape} vs {predicted.shape}")
+    # renumber each image's objects 1..n in sorted label order (background stays 0)
     t_ids, t_inv = np.unique(truth, return_inverse=True)
     p_ids, p_inv = np.unique(predicted, return_inverse=True)
-    overlap = coo_matrix((np.ones(truth.size, np.int64), (t_inv, p_inv)),
-                         shape=(t_ids.size, p_ids.size)).toarray()
-    t_area = overlap.sum(axis=1, keepdims=True)
-    p_area = overlap.sum(axis=0, keepdims=True)
-    union = t_area + p_area - overlap
-    iou = overlap / np.maximum(union, 1)
-    return iou[t_ids != 0][:, p_ids != 0]
+    t_lab = t_inv.reshape(truth.shape) + int(t_ids[0] != 0)
+    p_lab = p_inv.reshape(predicted.shape) + int(p_ids[0] != 0)
+    return label_iou(t_lab, p_lab)
 
 
 def match_counts(truth: np.ndarray, predicted: np.ndarray,
