@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["DEFAULT_LOW_CONFIDENCE", "is_segmentation_column", "low_confidence_of",
+__all__ = ["DEFAULT_LOW_CONFIDENCE", "is_segmentation_column", "low_confidence_fraction",
            "threshold_for"]
 
 #: The schema default of ``segmentation_qc.low_confidence``. Classical contrast is
@@ -45,10 +45,10 @@ def threshold_for(column: str, thresholds: Mapping[str, float]) -> float | None:
     return None
 
 
-def low_confidence_of(
+def low_confidence_fraction(
     columns: Mapping[str, np.ndarray], thresholds: Mapping[str, float]
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Which objects are of low confidence.
+) -> float | None:
+    """Fraction of the objects with a confidence value that some confidence column calls low.
 
     Parameters
     ----------
@@ -60,9 +60,9 @@ def low_confidence_of(
 
     Returns
     -------
-    (low, judged) : pair of (N,) bool ndarray, or None
-        ``low``: some confidence column is below its threshold; ``judged``: some confidence
-        column has a (finite) value. None when no column has a threshold.
+    float or None
+        Low objects / objects with a finite value in some confidence column; None when there is
+        no such object (no confidence column, or no objects).
     """
     low = judged = None
     for name, values in columns.items():
@@ -74,4 +74,5 @@ def low_confidence_of(
         below = finite & (values < limit)
         low = below if low is None else low | below
         judged = finite if judged is None else judged | finite
-    return None if low is None else (low, judged)
+    n = 0 if judged is None else int(judged.sum())
+    return float(low.sum() / n) if n else None

@@ -24,42 +24,17 @@ import pandas as pd
 from plateflow.core.confidence import (
     DEFAULT_LOW_CONFIDENCE,
     is_segmentation_column,
-    low_confidence_of,
+    low_confidence_fraction,
 )
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LOW_CONFIDENCE_FRACTION", "OPERATIONS", "aggregate_well", "low_confidence_fraction"]
+__all__ = ["LOW_CONFIDENCE_FRACTION", "OPERATIONS", "aggregate_well"]
 
 #: The per-feature summaries over a well's cells that ``aggregate.operation`` names.
 OPERATIONS = ("median", "mean")
 #: The well column with the fraction of low-confidence objects.
 LOW_CONFIDENCE_FRACTION = "Metadata_Segmentation_LowConfidenceFraction"
-def low_confidence_fraction(cells: pd.DataFrame, thresholds: Mapping[str, float]) -> float:
-    """Fraction of objects that some confidence column calls low.
-
-    Parameters
-    ----------
-    cells : DataFrame
-        One row per object.
-    thresholds : mapping of str to float
-        Confidence column (name or ``fnmatch`` pattern) -> the value below which an object is of
-        low confidence.
-
-    Returns
-    -------
-    float
-        Low objects / objects with at least one confidence value; NaN when no object has one
-        (no confidence column, or no cells).
-    """
-    found = low_confidence_of({c: cells[c].to_numpy() for c in cells.columns}, thresholds)
-    if found is None:
-        return np.nan
-    low, judged = found
-    n = int(judged.sum())
-    return float(low.sum() / n) if n else np.nan
-
-
 def aggregate_well(
     cells: pd.DataFrame,
     *,
@@ -94,8 +69,10 @@ def aggregate_well(
     else:
         values = pd.Series(dtype="float64")
     out = {"Metadata_Object_Count": len(cells)}
-    out[LOW_CONFIDENCE_FRACTION] = low_confidence_fraction(
-        cells, DEFAULT_LOW_CONFIDENCE if low_confidence is None else low_confidence)
+    fraction = low_confidence_fraction(
+        {c: cells[c].to_numpy() for c in cells.columns},
+        DEFAULT_LOW_CONFIDENCE if low_confidence is None else low_confidence)
+    out[LOW_CONFIDENCE_FRACTION] = np.nan if fraction is None else fraction
     for feature in features:
         value = values.get(feature, np.nan)
         out[feature] = float(value) if pd.notna(value) else np.nan

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plateflow.core.confidence import DEFAULT_LOW_CONFIDENCE, low_confidence_of
+from plateflow.core.confidence import DEFAULT_LOW_CONFIDENCE, low_confidence_fraction
 from plateflow.core.contract import REACQUIRE_COLUMNS, SITE_KEYS, site_path, skipped
 from plateflow.core.imageio import read_stack_metadata
 from plateflow.core.provenance import add_provenance, read_file_metadata, read_table, write_table
@@ -100,9 +100,7 @@ def _site_row(meta: Mapping, thresholds: Mapping) -> dict:
     info = dict((meta.get("segmentation") or {}).get("info") or {})
     row = {f"SegQC_{name}": _number(info.get(key)) for name, key in _FROM_INFO.items()}
     objects = {k: np.asarray(v, dtype=np.float64) for k, v in (meta.get("objects") or {}).items()}
-    low = low_confidence_of(objects, thresholds)
-    row["SegQC_LowConfidenceFraction"] = (
-        float(low[0].sum() / low[1].sum()) if low is not None and low[1].any() else math.nan)
+    row["SegQC_LowConfidenceFraction"] = _number(low_confidence_fraction(objects, thresholds))
     for key, value in info.items():
         if key not in STATISTICS:
             row[f"SegQC_Info_{key}"] = value

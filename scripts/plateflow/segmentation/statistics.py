@@ -4,7 +4,7 @@
 (``np.bincount``, a few milliseconds on a 1080² site); the batch job merges them into the label
 stack's metadata ``segmentation.info`` and the plate's segmentation QC
 (:mod:`plateflow.segmentation.qc`) gathers them. Which objects count as of low confidence is
-:func:`plateflow.core.confidence.low_confidence_of`.
+:func:`plateflow.core.confidence.low_confidence_fraction`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from plateflow.core.confidence import DEFAULT_LOW_CONFIDENCE, low_confidence_of
+from plateflow.core.confidence import DEFAULT_LOW_CONFIDENCE, low_confidence_fraction
 from plateflow.segmentation.base import Segmentation
 
 __all__ = ["STATISTICS", "site_statistics"]
@@ -68,11 +68,8 @@ def site_statistics(
             border[edge] = True
     border_area = int(areas[border[1:]].sum())
 
-    low = low_confidence_of(result.objects, DEFAULT_LOW_CONFIDENCE if thresholds is None
-                         else thresholds)
-    low_fraction = None
-    if low is not None and low[1].any():
-        low_fraction = float(low[0].sum() / low[1].sum())
+    low_fraction = low_confidence_fraction(
+        result.objects, DEFAULT_LOW_CONFIDENCE if thresholds is None else thresholds)
     return {
         "n_nuclei": n_nuclei,
         "n_cells": int(np.count_nonzero(cell_area)),
