@@ -100,10 +100,16 @@ class Images:
         Corrected intensities, 0..1.
     channels : tuple of str
         One name per plane.
+    cache : dict
+        Per-site scratch space shared by families and compartments.
     """
 
     pixels: np.ndarray
     channels: tuple[str, ...]
+    #: Per-site scratch space shared by the families and compartments of one site (e.g. an
+    #: image-wide quantisation computed once): ``images.cache.setdefault(key, ...)``. Lives as
+    #: long as this object, i.e. one site.
+    cache: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 Measure = Callable[[Objects, Images, Mapping], dict[str, np.ndarray]]
