@@ -67,7 +67,7 @@ def test_columns_and_dtypes(scene):
     assert len(columns) == len(set(columns))
     assert len(columns) == 1 + 3 * (len(SHAPE_FEATURES) + 2 + len(INTENSITY_FEATURES) * 2)
     for name in (
-        "Metadata_ObjectNumber",
+        "ObjectNumber",
         "Nuclei_AreaShape_Area",
         "Nuclei_Location_Center_X",
         "Cytoplasm_Location_Center_Y",
@@ -76,10 +76,10 @@ def test_columns_and_dtypes(scene):
         "Cells_AreaShape_FormFactor",
     ):
         assert name in columns
-    assert columns[0] == "Metadata_ObjectNumber"
-    assert df["Metadata_ObjectNumber"].dtype == np.int64
+    assert columns[0] == "ObjectNumber"
+    assert df["ObjectNumber"].dtype == np.int64
     assert all(df[c].dtype == np.float64 for c in columns[1:])
-    assert df["Metadata_ObjectNumber"].tolist() == [1, 2]
+    assert df["ObjectNumber"].tolist() == [1, 2]
     # compartment blocks in order
     firsts = [columns.index(f"{c}_AreaShape_Area") for c in COMPARTMENTS]
     assert firsts == sorted(firsts)
@@ -200,7 +200,7 @@ def test_intensity_statistics_match_per_object_reference():
     labels[labels > 0] += 3  # non-consecutive numbers 4..42
     image = rng.random((2, *shape)).astype(np.float32)
     image[1] = np.round(image[1] * 4) / 4  # many ties
-    df = measure_objects(image, CHANNELS, _seg(labels)).set_index("Metadata_ObjectNumber")
+    df = measure_objects(image, CHANNELS, _seg(labels)).set_index("ObjectNumber")
     assert df.index.tolist() == sorted(set(np.unique(labels)) - {0})
     for obj in (4, 17, 42):
         for c, ch in enumerate(CHANNELS):
@@ -241,7 +241,7 @@ def test_partly_missing_compartment():
     cells[15:25, 15:25] = 2
     cells[2:8, 2:8] = 1  # cell 1 == nucleus 1 -> no cytoplasm for object 1
     df = measure_objects(np.ones((2, 30, 30), np.float32), CHANNELS, _seg(nuclei, cells))
-    assert df["Metadata_ObjectNumber"].tolist() == [1, 2]
+    assert df["ObjectNumber"].tolist() == [1, 2]
     assert np.isnan(df["Cytoplasm_AreaShape_Area"].iloc[0])
     assert np.isnan(df["Cytoplasm_Intensity_MeanIntensity_DNA"].iloc[0])
     assert df["Cytoplasm_AreaShape_Area"].iloc[1] == 16 * 16 - 100
@@ -307,7 +307,7 @@ def test_disabled_families_give_no_columns(scene):
     pd.testing.assert_frame_equal(df, full[columns])
     only_ids = {name: {"enabled": False} for name in FAMILIES}
     assert list(measure_objects(image, CHANNELS, seg, params=only_ids).columns) == [
-        "Metadata_ObjectNumber"]
+        "ObjectNumber"]
 
 
 def test_unknown_family_or_option_is_named(scene):
@@ -398,7 +398,7 @@ def test_batch_job_joins_the_segmentation_columns_by_object_number(scene, tmp_pa
     extract_features(sites=["B02/1"], preprocessed_dir=tmp_path / "pre",
                      labels_dir=tmp_path / "seg", params={}, out_dir=tmp_path / "feat")
     table = read_table(tmp_path / "feat" / "B02" / "s1.parquet")
-    assert table["Metadata_ObjectNumber"].tolist() == [1, 2]
+    assert table["ObjectNumber"].tolist() == [1, 2]
     assert table["Nuclei_Segmentation_Contrast"].tolist() == [7.5, 2.25]
     assert table["Nuclei_Segmentation_Contrast"].dtype == np.float32
     probability = table["Cells_Segmentation_Probability"]

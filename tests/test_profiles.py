@@ -92,7 +92,7 @@ def _site_table(folder, well, site, values=None, *, skipped=None):
     """
     values = [] if values is None else values
     cells = pd.DataFrame(values, columns=FEATURES, dtype="float64")
-    cells.insert(0, "Metadata_ObjectNumber", np.arange(1, len(cells) + 1, dtype="int64"))
+    cells.insert(0, "ObjectNumber", np.arange(1, len(cells) + 1, dtype="int64"))
     table = pd.concat([site_frame("P1", well, site, len(cells)), cells], axis=1)
     sha = f"sha-{well}-{site}"
     lineage = {"segment": "s" * 16}
@@ -138,7 +138,7 @@ def test_well_profile_counts_and_summarises_its_measured_sites(batch):
     assert r["Cells_Intensity_MeanIntensity_DNA"] == pytest.approx(0.3)
     # the features are the site tables' own (no per-cell Metadata_ column is summarised)
     assert feature_columns_of(row) == FEATURES
-    assert "Metadata_ObjectNumber" not in row.columns
+    assert "ObjectNumber" not in row.columns
     assert r["Metadata_Provenance_SegmentationMethod"] == "classical"
     assert r["Metadata_Provenance_Step"] == "aggregate_wells"
 

@@ -2,7 +2,7 @@
 
 Column names follow CellProfiler, ``<Compartment>_<Family>_<Feature>[_<Channel>]`` (for
 example ``Nuclei_AreaShape_Area``, ``Cells_Location_Center_X``,
-``Cytoplasm_Intensity_MeanIntensity_DNA``), after ``Metadata_ObjectNumber``;
+``Cytoplasm_Intensity_MeanIntensity_DNA``), after ``ObjectNumber``;
 :func:`feature_columns` gives the exact list. A compartment with no pixels for an object (e.g.
 a cell whose nucleus fills it has no cytoplasm) gives NaN for all that compartment's features;
 the row is kept.
@@ -24,7 +24,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["COMPARTMENTS", "OBJECT_NUMBER", "SiteLabels", "feature_columns", "measure_objects"]
 
 COMPARTMENTS = ("Nuclei", "Cells", "Cytoplasm")
-OBJECT_NUMBER = "Metadata_ObjectNumber"
+#: The object id column, CellProfiler's own name (its per-object tables have ``ObjectNumber``;
+#: pycytominer treats it as neither metadata nor a feature).
+OBJECT_NUMBER = "ObjectNumber"
 
 
 class _Labelled(Protocol):
@@ -54,7 +56,7 @@ def feature_columns(channels: Sequence[str], *, params: Mapping | None = None) -
     Returns
     -------
     list of str
-        ``Metadata_ObjectNumber``, then per compartment (Nuclei, Cells, Cytoplasm) the columns
+        ``ObjectNumber``, then per compartment (Nuclei, Cells, Cytoplasm) the columns
         of each enabled family in family order (AreaShape, Location, Intensity, ...).
     """
     _check_channels(channels)
@@ -88,7 +90,7 @@ def measure_objects(
     -------
     pandas.DataFrame
         One row per object number present in ``nuclei`` or ``cells`` (sorted ascending), columns
-        :func:`feature_columns` (``Metadata_ObjectNumber`` int64, all features float64). With no
+        :func:`feature_columns` (``ObjectNumber`` int64, all features float64). With no
         objects: an empty frame with the same columns and dtypes.
     """
     image = np.asarray(image)

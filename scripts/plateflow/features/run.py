@@ -115,7 +115,7 @@ def join_object_columns(table: pd.DataFrame, objects: Mapping[str, Sequence[floa
     Parameters
     ----------
     table : DataFrame
-        One row per object, with ``Metadata_ObjectNumber``.
+        One row per object, with ``ObjectNumber``.
     objects : mapping of str to sequence of float
         ``<Compartment>_Segmentation_<Name>`` -> one value per object, index ``i`` for label
         ``i + 1`` (the label stack's metadata ``objects``). An object the list does not reach

@@ -1,7 +1,8 @@
 """A plate's well profiles normalised against its control wells (a robust z-score).
 
 Follows pycytominer's conventions (see :mod:`plateflow.profiles`): metadata columns start with
-``Metadata_``, everything else is a feature.
+``Metadata_``; CellProfiler's object id ``ObjectNumber`` is neither; everything else is a
+feature.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from plateflow.core.stats import MAD_SCALE
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["feature_columns_of", "normalize_plate"]
+__all__ = ["ID_COLUMNS", "feature_columns_of", "normalize_plate"]
+
+#: CellProfiler's per-object id columns: carried by the cell tables, never summarised.
+ID_COLUMNS = frozenset({"ObjectNumber", "ImageNumber"})
 
 
 def feature_columns_of(table: pd.DataFrame) -> list[str]:
-    """Feature columns: every column that is not ``Metadata_*``."""
-    return [c for c in table.columns if not c.startswith("Metadata_")]
+    """Feature columns: every column that is not ``Metadata_*`` nor an object id."""
+    return [c for c in table.columns if not c.startswith("Metadata_") and c not in ID_COLUMNS]
 
 
 def normalize_plate(
