@@ -375,10 +375,14 @@ def test_batch_job_writes_one_table_per_site(scene, tmp_path):
     assert list(table.columns[3 : 3 + len(columns)]) == columns
     expected = measure_objects(image.astype(np.float16).astype(np.float32), CHANNELS, seg,
                                params=params)
-    pd.testing.assert_frame_equal(table[columns], expected)
+    # stored as float32 (the families compute in float64)
+    assert (table[columns[1:]].dtypes == np.float32).all()
+    pd.testing.assert_frame_equal(table[columns], expected.astype(
+        {c: np.float32 for c in columns[1:]}))
     assert set(table["Metadata_Provenance_SegmentationMethod"]) == {"classical"}
     empty = read_table(tmp_path / "feat" / "B02" / "s2.parquet")
     assert len(empty) == 0 and list(empty.columns) == list(table.columns)
+    assert (empty[columns[1:]].dtypes == np.float32).all()
     assert read_file_metadata(tmp_path / "feat" / "B02" / "s2.parquet")["skipped"] == (
         "QC fail: blur")
 

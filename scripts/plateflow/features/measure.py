@@ -70,7 +70,8 @@ def feature_columns(channels: Sequence[str], *, params: Mapping | None = None) -
 
 
 def measure_objects(
-    image: np.ndarray, channels: Sequence[str], seg: _Labelled, *, params: Mapping | None = None
+    image: np.ndarray, channels: Sequence[str], seg: _Labelled, *, params: Mapping | None = None,
+    dtype: type = np.float64,
 ) -> pd.DataFrame:
     """Measure every cell's nucleus, cell and cytoplasm with every enabled feature family.
 
@@ -85,12 +86,14 @@ def measure_objects(
         sharing label numbers.
     params : mapping, optional
         The ``features:`` config section; None: every family with its defaults.
+    dtype : numpy dtype
+        Of the feature columns (families compute in float64; the batch job stores float32).
 
     Returns
     -------
     pandas.DataFrame
         One row per object number present in ``nuclei`` or ``cells`` (sorted ascending), columns
-        :func:`feature_columns` (``ObjectNumber`` int64, all features float64). With no
+        :func:`feature_columns` (``ObjectNumber`` int64, all features ``dtype``). With no
         objects: an empty frame with the same columns and dtypes.
     """
     image = np.asarray(image)
@@ -118,9 +121,11 @@ def measure_objects(
     families = enabled_families(params)
     columns = feature_columns(channels, params=params)
     numbers = _object_numbers(labels["Nuclei"], labels["Cells"]).astype(np.int64)
-    data: dict[str, np.ndarray] = {OBJECT_NUMBER: numbers}
+    # One (N, features) block: a frame of thousands of separate columns is slow to build.
+    block = np.empty((numbers.size, len(columns) - 1), dtype=dtype)
     if numbers.size:
         images = Images(image.astype(np.float64, copy=False), tuple(channels))
+        at = 0
         for compartment in COMPARTMENTS:
             objects = Objects(labels[compartment], numbers)
             for family, section in families:
@@ -129,12 +134,12 @@ def measure_objects(
                 if list(values) != expected:
                     raise RuntimeError(f"feature family {family.name} returned columns "
                                        f"{list(values)}, but lists {expected}")
-                prefix = f"{compartment}_{family.name}_"
-                data.update({prefix + name: v for name, v in values.items()})
-    else:
-        data.update({c: np.empty(0, np.float64) for c in columns[1:]})
-    frame = pd.DataFrame(data, columns=columns)
-    return frame.astype({c: np.float64 for c in columns[1:]} | {OBJECT_NUMBER: np.int64})
+                for value in values.values():
+                    block[:, at] = value
+                    at += 1
+    frame = pd.DataFrame(block, columns=columns[1:])
+    frame.insert(0, OBJECT_NUMBER, numbers)
+    return frame
 
 
 def _check_channels(channels: Sequence[str]) -> None:

@@ -81,9 +81,9 @@ def extract_site_features(
     reason = skipped(meta)
     if reason is not None:
         # No cells: an empty table with every column, so the gathers need no special case.
-        table = pd.DataFrame({c: pd.Series(dtype="float64")
-                              for c in feature_columns(meta["channels"], params=params)})
-        table[OBJECT_NUMBER] = table[OBJECT_NUMBER].astype("int64")
+        columns = feature_columns(meta["channels"], params=params)
+        table = pd.DataFrame(np.empty((0, len(columns) - 1), np.float32), columns=columns[1:])
+        table.insert(0, OBJECT_NUMBER, np.empty(0, np.int64))
     else:
         image, _ = read_preprocessed(preprocessed)
         # corrected images may be stored as float16: measure in float32
@@ -91,7 +91,7 @@ def extract_site_features(
         pages = dict(zip(meta["compartments"], stack))
         seg = SiteLabels(nuclei=pages["Nuclei"], cells=pages["Cells"],
                          cytoplasm=pages["Cytoplasm"])
-        table = measure_objects(image, meta["channels"], seg, params=params)
+        table = measure_objects(image, meta["channels"], seg, params=params, dtype=np.float32)
         table = join_object_columns(table, meta.get("objects") or {})
     keys = site_frame(meta["plate"], meta["well"], meta["site"], len(table))
     table = pd.concat([keys, table.reset_index(drop=True)], axis=1)
