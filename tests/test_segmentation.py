@@ -66,8 +66,9 @@ def _site(shape, nuclei, cells=(), *, noise=0.01, seed=0):
 
 
 def _shrunk(nuclei):
-    """Nucleus pixels whose 4 neighbours are in the same nucleus (separate disks here)."""
-    return ndi.binary_erosion(nuclei > 0, border_value=1)
+    """Nucleus pixels whose 8 neighbours are in the same nucleus (separate disks here): what
+    is left after CellProfiler removes the outline (centrosome's ``outline``)."""
+    return ndi.binary_erosion(nuclei > 0, structure=np.ones((3, 3)), border_value=0)
 
 
 def _params(**classical):

@@ -307,13 +307,18 @@ def cytoplasm_from(cells: np.ndarray, nuclei: np.ndarray, *, shrink: int = 0) ->
     nuclei = np.asarray(nuclei)
     inner = nuclei > 0
     if shrink > 0:
-        # A pixel stays nucleus when its 4-neighbourhood (iterated) is the same nucleus:
-        # touching nuclei are shrunk apart, as CellProfiler's per-object erosion does.
+        # A pixel stays nucleus when its whole 8-neighbourhood is the same nucleus: the
+        # outline CellProfiler removes (centrosome's ``outline``: any of the 8 neighbours
+        # differs, and every pixel on the image's edge), once per pixel of ``shrink``.
+        # Touching nuclei are shrunk apart.
         padded = np.pad(nuclei, 1, mode="constant")
         for _ in range(int(shrink)):
             centre = padded[1:-1, 1:-1]
-            same = ((padded[:-2, 1:-1] == centre) & (padded[2:, 1:-1] == centre)
-                    & (padded[1:-1, :-2] == centre) & (padded[1:-1, 2:] == centre))
+            same = np.ones(centre.shape, bool)
+            for dy in (0, 1, 2):
+                for dx in (0, 1, 2):
+                    if (dy, dx) != (1, 1):
+                        same &= padded[dy:dy + centre.shape[0], dx:dx + centre.shape[1]] == centre
             padded = np.pad(np.where(same, centre, 0), 1, mode="constant")
         inner = padded[1:-1, 1:-1] > 0
     cytoplasm = np.array(cells, dtype=np.int32, copy=True)
