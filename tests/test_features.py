@@ -65,7 +65,8 @@ def test_columns_and_dtypes(scene):
     columns = feature_columns(CHANNELS)
     assert list(df.columns) == columns
     assert len(columns) == len(set(columns))
-    assert len(columns) == 1 + 3 * (len(SHAPE_FEATURES) + 2 + len(INTENSITY_FEATURES) * 2)
+    # Location: Center_X/Y/Z + CenterMassIntensity_X/Y/Z and MaxIntensity_X/Y/Z per channel
+    assert len(columns) == 1 + 3 * (len(SHAPE_FEATURES) + 3 + 6 * 2 + len(INTENSITY_FEATURES) * 2)
     for name in (
         "ObjectNumber",
         "Nuclei_AreaShape_Area",
