@@ -95,3 +95,56 @@ def test_bad_options_raise():
         FAMILIES["Texture"].columns(["DNA"], {"scales": [3], "gray_levels": 1})
     with pytest.raises(ValueError, match="scales"):
         FAMILIES["Texture"].columns(["DNA"], {"scales": [0], "gray_levels": 8})
+
+
+@pytest.mark.parametrize("k", [5, 11])
+def test_independent_matrix_has_zero_information_measures(k):
+    """Rows of ``a a b b a a b b ...``: the horizontal scale-1 matrix is 1/4 in every cell, so
+    HXY2 - HXY = 0 exactly; its rounding noise must not reach InfoMeas2 through the square root
+    (cp_measure gives exactly 0 here)."""
+    width = 4 * k + 1
+    labels = np.zeros((12, width + 4), np.int32)
+    labels[2:10, 2 : 2 + width] = 1
+    image = np.zeros(labels.shape)
+    image[2:10, 2 : 2 + width] = np.tile([0.3, 0.3, 0.7, 0.7], k + 1)[:width]
+    ours = texture(Objects(labels, np.array([1])), Images(image[None], ("DNA",)),
+                   {"scales": [1], "gray_levels": 8})
+    for name, ref in _oracle(labels, image, 1, 8).items():
+        feature, s, d, lv = name.split("_")
+        np.testing.assert_allclose(ours[f"{feature}_DNA_{s}_{d}_{lv}"], ref, rtol=1e-4,
+                                   atol=1e-12, err_msg=name)
+    assert ours["InfoMeas2_DNA_1_00_8"][0] == 0.0
+    assert ours["InfoMeas2_DNA_1_02_8"][0] > 0.9  # vertical: a-a and b-b only
+
+
+def test_many_rows_use_wide_codes(scene):
+    """From 2**15 rows on, the packed cell codes are int64: same values as cp_measure."""
+    labels, image = scene
+    offset = 2**15 + 10
+    big = np.where(labels > 0, labels + offset, 0)
+    numbers = np.arange(1, offset + 7)
+    ours = texture(Objects(big, numbers), Images(image, CHANNELS), {"scales": [2], "gray_levels": 8})
+    for c, ch in enumerate(CHANNELS):
+        for name, ref in _oracle(labels, image[c], 2, 8).items():
+            feature, s, d, lv = name.split("_")
+            got = ours[f"{feature}_{ch}_{s}_{d}_{lv}"]
+            assert np.isnan(got[:offset]).all()
+            np.testing.assert_allclose(got[offset:], np.asarray(ref, dtype=np.float64),
+                                       rtol=1e-4, atol=1e-9, err_msg=name)
+
+
+def test_site_cache_is_shared_by_compartments(scene):
+    """The quantised planes are computed once per site (``images.cache``) and reused."""
+    labels, image = scene
+    images = Images(image, CHANNELS)
+    nuclei = Objects(np.where(labels == 3, 3, 0), np.arange(1, 7))
+    cells = Objects(labels, np.arange(1, 7))
+    first = texture(nuclei, images, {})
+    cached = dict(images.cache)
+    assert len(cached) == len(CHANNELS)
+    again = texture(cells, images, {})
+    assert all(images.cache[key] is value for key, value in cached.items())
+    fresh = texture(cells, Images(image, CHANNELS), {})
+    for name, value in again.items():
+        np.testing.assert_array_equal(value, fresh[name])
+    assert np.isfinite(first["Contrast_DNA_3_00_256"][2])
