@@ -107,3 +107,93 @@ def test_empty_compartment_is_nan():
     for family in (granularity, radial_distribution):
         out = family(objects, images, {})
         assert all(v.shape == (2,) and np.isnan(v).all() for v in out.values())
+
+
+@pytest.fixture(scope="module")
+def edge_scene():
+    """Touching objects on every border and corner, one across the whole image, a ring, an
+    object in two pieces, and a label that is not a row."""
+    rng = np.random.default_rng(7)
+    shape = (96, 120)
+    seeds = np.zeros(shape, dtype=np.int32)
+    points = rng.integers(0, [96, 120], size=(14, 2))
+    points[:4] = [[0, 0], [0, 119], [95, 0], [95, 119]]  # the corners
+    seeds[points[:, 0], points[:, 1]] = np.arange(1, 15)
+    # a crowded tessellation: nearest seed, cut back by a noisy foreground
+    _, (ii, jj) = ndi.distance_transform_edt(seeds == 0, return_indices=True)
+    labels = seeds[ii, jj]
+    labels[ndi.gaussian_filter(rng.random(shape), 2) < 0.47] = 0
+    labels[40:44, :] = 15  # touches the left and right borders: measured in its own crop
+    rr, cc = np.indices(shape)
+    r2 = (rr - 70) ** 2 + (cc - 60) ** 2
+    labels[(r2 > 6 ** 2) & (r2 <= 11 ** 2)] = 16  # a ring around a hole
+    labels[(r2 <= 6 ** 2)] = 0
+    labels[5:9, 50:54] = 17
+    labels[20:24, 80:84] = 17  # one object in two pieces
+    labels[85:90, 30:36] = 18  # not a row
+    pixels = ndi.gaussian_filter(rng.random((2, *shape)), (0, 1.0, 1.0))
+    numbers = np.arange(1, 18)
+    return Objects(labels, numbers), Images(pixels, CHANNELS)
+
+
+@pytest.mark.parametrize("scaled", [True, False])
+def test_radial_on_borders_and_touching_objects(edge_scene, scaled):
+    objects, images = edge_scene
+    labels = np.where(objects.labels == 18, 0, objects.labels)  # the oracle: rows only
+    params = {"scaled": scaled, "maximum_radius": 9, "bin_count": 3}
+    ours = radial_distribution(objects, images, params)
+    for c, ch in enumerate(CHANNELS):
+        ref = _oracle("radial_distribution", labels, images.pixels[c], **params)
+        for key, value in ref.items():
+            _, feature, ring = key.split("_")
+            column = ours[f"{feature}_{ch}_{ring}"]
+            present = np.isin(objects.numbers, labels)
+            _assert_close(column[present], value[objects.numbers[present] - 1])
+
+
+def test_granularity_on_borders_and_touching_objects(edge_scene):
+    objects, images = edge_scene
+    labels = np.where(objects.labels == 18, 0, objects.labels)
+    params = {"subsample_size": 0.5, "image_sample_size": 0.5, "element_size": 4,
+              "granular_spectrum_length": 5}
+    ours = granularity(objects, images, params)
+    for c, ch in enumerate(CHANNELS):
+        ref = _oracle("granularity", labels, images.pixels[c], **params)
+        for k in range(1, 6):
+            _assert_close(ours[f"{k}_{ch}"], ref[f"Granularity_{k}"])
+
+
+def test_granularity_reuses_the_site_cache(scene):
+    objects, images = scene
+    site = Images(images.pixels.copy(), CHANNELS)
+    first = granularity(objects, site, {})
+    assert len(site.cache) == 1  # the reconstructions, computed once for the site
+    (key, recs), = site.cache.items()
+    again = granularity(objects, site, {})
+    assert site.cache[key] is recs
+    for name in first:
+        np.testing.assert_array_equal(first[name], again[name])
+
+
+@pytest.mark.parametrize("levels", [40, None])
+def test_rank_reconstruction_equals_scikit_image(levels):
+    """Ranks with ties (radix-sorted) and with more than 65,536 distinct values."""
+    from skimage.morphology import disk as sk_disk
+    from skimage.morphology import reconstruction
+
+    from plateflow.features.granularity_reconstruct import RankReconstructor, value_ranks
+
+    rng = np.random.default_rng(5)
+    if levels:
+        mask = np.floor(rng.random((41, 57)) * levels) / levels  # many ties
+    else:
+        mask = rng.random((300, 260))
+    ranks, values = value_ranks(mask)
+    assert (values.size > 65_536) == (levels is None)
+    rebuild = RankReconstructor(ranks, values.size)
+    cross = sk_disk(1, dtype=bool)
+    seed = ranks
+    for _ in range(3):
+        seed = ndi.grey_erosion(seed, footprint=cross, mode="reflect")
+        ref = reconstruction(values[seed], mask, footprint=cross)
+        np.testing.assert_array_equal(values[rebuild(seed)], ref)

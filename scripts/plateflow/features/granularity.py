@@ -15,8 +15,10 @@ k-th reconstruction. CellProfiler itself measures one spectrum per image and the
 we follow cp_measure's per-object result (the same numbers cp_measure gives).
 
 The spectrum steps depend only on the image, not on the objects, so the reconstructions are
-computed once per site and image and reused by every compartment (a one-entry cache keyed on
-the pixel array's identity: the images must not be modified in place between compartments).
+computed once per site and reused by every compartment (``images.cache``, one per site: the
+pixels must not be modified in place between compartments). They run on the value ranks of the
+background-free image (:mod:`~plateflow.features.granularity_reconstruct`), exactly as
+scikit-image's reconstruction orders its pixels, so the values are the same.
 "Restore then per-object mean" is linear in the reconstruction, so it is one sparse operator
 per compartment, applied to all steps and channels in one product.
 """
@@ -28,14 +30,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import scipy.ndimage as ndi
 import scipy.sparse as sp
-from skimage.morphology import disk, reconstruction
+from skimage.morphology import disk
 
+from plateflow.features.granularity_reconstruct import RankReconstructor, value_ranks
 from plateflow.features.registry import Images, Objects, register_family
-
-try:  # scikit-image's Cython inner loop of reconstruction (private)
-    from skimage.morphology._grayreconstruct import reconstruction_loop as _reconstruction_loop
-except ImportError:  # pragma: no cover
-    _reconstruction_loop = None
 
 __all__ = ["GRANULARITY_DEFAULTS", "granularity"]
 
@@ -46,9 +44,6 @@ GRANULARITY_DEFAULTS = {
     "element_size": 10,
     "granular_spectrum_length": 16,
 }
-
-# One-entry cache: (pixels array, option tuple, (C, K, y, x) reconstructions or None).
-_CACHE: list = []
 
 
 def _columns(channels: Sequence[str], params: Mapping) -> list[str]:
@@ -67,66 +62,8 @@ def _subsampled_shape(shape: tuple[int, int], subsample: float) -> np.ndarray:
     return (shape * subsample).astype(int) if subsample < 1 else shape
 
 
-class _Reconstructor:
-    """Greyscale reconstruction by dilation (3x3 cross) under one fixed mask, many seeds.
-
-    The same algorithm as ``skimage.morphology.reconstruction`` (its Cython
-    ``reconstruction_loop`` on the rank order of seed and mask pixels), but the mask is sorted
-    once and each seed's order is merged into it, instead of sorting seed + mask twice per call.
-    Falls back to scikit-image's function where its private loop is not importable.
-    """
-
-    def __init__(self, mask: np.ndarray):
-        self.mask = mask
-        self.shape = mask.shape
-        hp, wp = mask.shape[0] + 2, mask.shape[1] + 2
-        self.size = hp * wp
-        isize = 2 * self.size
-        self.sint = np.result_type(np.min_scalar_type(-isize), np.int32)
-        self.uint = np.dtype(self.sint.char.upper())
-        inner = (np.arange(1, hp - 1)[:, None] * wp + np.arange(1, wp - 1)).ravel()
-        border = np.ones(self.size, dtype=bool)
-        border[inner] = False
-        self.inner = inner
-        self.pad = np.concatenate([np.flatnonzero(border), self.size + np.flatnonzero(border)])
-        order = np.argsort(mask.ravel())
-        self.m_sorted = mask.ravel()[order]
-        self.m_index = self.size + inner[order]
-        self.strides = np.array([-wp, -1, 1, wp], dtype=self.sint)
-
-    def __call__(self, seed: np.ndarray) -> np.ndarray:
-        if _reconstruction_loop is None:
-            return reconstruction(seed, self.mask, footprint=disk(1, dtype=bool))
-        n = seed.size
-        order = np.argsort(seed.ravel())
-        s_sorted = seed.ravel()[order]
-        # ascending merge: pad pixels (value = min(seed), the smallest) first, then seed and
-        # mask pixels in value order (ties in any order, as with scikit-image's argsort)
-        npad = self.pad.size
-        pos_s = npad + np.arange(n) + np.searchsorted(self.m_sorted, s_sorted, "left")
-        pos_m = npad + np.arange(n) + np.searchsorted(s_sorted, self.m_sorted, "right")
-        index = np.empty(2 * self.size, dtype=self.sint)
-        values = np.empty(2 * self.size)
-        index[:npad], values[:npad] = self.pad, s_sorted[0]
-        index[pos_s], values[pos_s] = self.inner[order], s_sorted
-        index[pos_m], values[pos_m] = self.m_index, self.m_sorted
-        new = np.empty(values.size, dtype=bool)
-        new[0], new[1:] = True, values[1:] > values[:-1]
-        rank_sorted = np.cumsum(new) - 1
-        value_map = values[new]
-        ranks = np.empty(values.size, dtype=self.uint)
-        ranks[index] = rank_sorted
-        index = index[::-1]  # dilation: largest first
-        prev = np.full(values.size, -1, self.sint)
-        nxt = np.full(values.size, -1, self.sint)
-        prev[index[1:]] = index[:-1]
-        nxt[index[:-1]] = index[1:]
-        _reconstruction_loop(ranks, prev, nxt, self.strides, index[0], self.size)
-        return value_map[ranks[self.inner]].reshape(self.shape)
-
-
 def _spectrum_images(plane: np.ndarray, p: Mapping) -> np.ndarray:
-    """(K, y, x): the K reconstructions of one channel on the subsampled grid."""
+    """(K, y*x): the K reconstructions of one channel on the subsampled grid."""
     sub, back, radius = p["subsample_size"], p["image_sample_size"], int(p["element_size"])
     new_shape = _subsampled_shape(plane.shape, sub)
     pixels = (ndi.map_coordinates(plane, _grid(new_shape, sub), order=1) if sub < 1
@@ -147,72 +84,94 @@ def _spectrum_images(plane: np.ndarray, p: Mapping) -> np.ndarray:
         j *= (back_shape[1] - 1) / (new_shape[1] - 1)
         small = ndi.map_coordinates(small, (i, j), order=1)
     pixels = np.maximum(pixels - small, 0)
-    cross = disk(1, dtype=bool)
-    out = np.empty((int(p["granular_spectrum_length"]), *pixels.shape))
-    ero = pixels
-    rebuild = _Reconstructor(pixels)
+    # the spectrum, on the value ranks of the background-free image (erosion keeps values)
+    ranks, values = value_ranks(pixels)
+    rebuild = RankReconstructor(ranks, values.size)
+    out = np.empty((int(p["granular_spectrum_length"]), pixels.size))
+    ero = ranks
     for k in range(out.shape[0]):
-        ero = ndi.grey_erosion(ero, footprint=cross, mode="reflect")
-        out[k] = rebuild(ero)
+        ero = _erode_cross(ero)
+        np.take(values, rebuild(ero).ravel(), out=out[k])
+    return out
+
+
+def _erode_cross(image: np.ndarray) -> np.ndarray:
+    """Grey erosion with the 3x3 cross, ``mode="reflect"`` (a neighbour outside the image is
+    the pixel itself, so it is left out): ``ndi.grey_erosion`` in four in-place minima."""
+    out = image.copy()
+    np.minimum(out[1:], image[:-1], out=out[1:])
+    np.minimum(out[:-1], image[1:], out=out[:-1])
+    np.minimum(out[:, 1:], image[:, :-1], out=out[:, 1:])
+    np.minimum(out[:, :-1], image[:, 1:], out=out[:, :-1])
     return out
 
 
 def _reconstructions(images: Images, p: Mapping) -> np.ndarray:
-    key = tuple(sorted((k, float(v)) for k, v in p.items()))
-    if _CACHE and _CACHE[0] is images.pixels and _CACHE[1] == key:
-        return _CACHE[2]
-    recs = np.stack([_spectrum_images(plane, p) for plane in images.pixels])
-    _CACHE[:] = [images.pixels, key, recs]
-    return recs
+    """(y*x, C*K) reconstructions of every channel (column ``c*K + k``), computed once per site
+    (``images.cache``; the pixels must not change in place between compartments)."""
+    key = ("Granularity", tuple(sorted((k, float(v)) for k, v in p.items())))
+    if key not in images.cache:
+        ng = int(p["granular_spectrum_length"])
+        recs = None
+        for c, plane in enumerate(images.pixels):
+            spectrum = _spectrum_images(plane, p)
+            if recs is None:
+                recs = np.empty((spectrum.shape[1], len(images.pixels) * ng))
+            recs[:, c * ng:(c + 1) * ng] = spectrum.T
+        images.cache[key] = recs
+    return images.cache[key]
 
 
-def _restore_mean_operator(shape, new_shape, labels: np.ndarray, objects: Objects):
-    """Sparse (n, y*x) operator: bilinear restore to ``shape``, summed per row (cp_measure's
-    ``map_coordinates`` grid), and each row's pixel count.
+def _restore_mean_operator(new_shape, labels: np.ndarray, fg: np.ndarray, obj: np.ndarray,
+                           objects: Objects) -> sp.csr_matrix:
+    """Sparse (n, y*x) operator: bilinear restore to the labels' grid (cp_measure's
+    ``map_coordinates`` grid), summed over each row's pixels ``fg`` (flat; ``obj`` their rows).
 
-    Built straight as CSR: each object's weights are accumulated with one ``bincount`` over a
-    slot per subsampled pixel of the object's bounding box, so nothing is sorted.
+    Built straight as CSR: each object's weights are accumulated with ``bincount`` over a slot
+    per subsampled pixel of the object's bounding box, so nothing is sorted.
     """
-    n = objects.n
-    i, j = np.nonzero(labels)
-    obj = objects.rows(labels[i, j])
-    keep = obj >= 0
-    i, j, obj = i[keep], j[keep], obj[keep]
-    counts = np.bincount(obj, minlength=n).astype(float)
-    # per grid row / column: source coordinate, its floor, and the upper neighbour
-    r = np.arange(shape[0]) * (float(new_shape[0] - 1) / float(shape[0] - 1))
-    c = np.arange(shape[1]) * (float(new_shape[1] - 1) / float(shape[1] - 1))
-    # map_coordinates(cval=0): a source coordinate just past the grid contributes 0
-    inside = (r[i] <= new_shape[0] - 1) & (c[j] <= new_shape[1] - 1)
-    i, j, obj = i[inside], j[inside], obj[inside]
-    r0, c0 = np.floor(r).astype(np.int64), np.floor(c).astype(np.int64)
+    n, shape = objects.n, labels.shape
+    ny, nx = int(new_shape[0]), int(new_shape[1])
+    # per grid row / column: source coordinate, its floor, the step to the upper neighbour
+    r = np.arange(shape[0]) * (float(ny - 1) / float(shape[0] - 1))
+    c = np.arange(shape[1]) * (float(nx - 1) / float(shape[1] - 1))
+    it = np.int32 if labels.size < 2 ** 31 else np.int64  # int32: half the memory traffic
+    r0, c0 = np.floor(r).astype(it), np.floor(c).astype(it)
     fr, fc = r - r0, c - c0
-    r1, c1 = np.minimum(r0 + 1, new_shape[0] - 1), np.minimum(c0 + 1, new_shape[1] - 1)
-    if obj.size == 0:
-        return sp.csr_matrix((n, int(np.prod(new_shape)))), counts
-    index = np.arange(1, n + 1)
-    top = np.asarray(ndi.minimum(r0[i], obj + 1, index), dtype=np.int64)
-    left = np.asarray(ndi.minimum(c0[j], obj + 1, index), dtype=np.int64)
-    bottom = np.asarray(ndi.maximum(r1[i], obj + 1, index), dtype=np.int64)
-    right = np.asarray(ndi.maximum(c1[j], obj + 1, index), dtype=np.int64)
-    empty = counts == 0
-    top[empty], left[empty], bottom[empty], right[empty] = 0, 0, -1, -1
+    dr, dc = np.minimum(r0 + 1, ny - 1) - r0, np.minimum(c0 + 1, nx - 1) - c0
+    i, j = np.divmod(fg.astype(it), shape[1])
+    # map_coordinates(cval=0): a source coordinate just past the grid contributes 0
+    if (r > ny - 1).any() or (c > nx - 1).any():
+        inside = (r[i] <= ny - 1) & (c[j] <= nx - 1)
+        i, j, obj = i[inside], j[inside], obj[inside]
+    # each object's bounding box on the subsampled grid (the rows and columns it reads)
+    top, left = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    bottom, right = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+    boxes = ndi.find_objects(labels)
+    for row, number in enumerate(objects.numbers.tolist()):
+        box = boxes[number - 1] if 0 < number <= len(boxes) else None
+        if box is not None:
+            top[row], bottom[row] = r0[box[0].start], r0[box[0].stop - 1] + dr[box[0].stop - 1]
+            left[row], right[row] = c0[box[1].start], c0[box[1].stop - 1] + dc[box[1].stop - 1]
     width = right - left + 1
     size = (bottom - top + 1) * width
     offset = np.cumsum(size) - size
-    slots, weights = [], []
-    for rows, wr in ((r0, 1 - fr), (r1, fr)):
-        for cols, wc in ((c0, 1 - fc), (c1, fc)):
-            slots.append(offset[obj] + (rows[i] - top[obj]) * width[obj] + cols[j] - left[obj])
-            weights.append(wr[i] * wc[j])
-    data = np.bincount(np.concatenate(slots), np.concatenate(weights), minlength=size.sum())
+    w_obj = width.astype(it)[obj]
+    slot = (offset - top * width - left).astype(it)[obj] + r0[i] * w_obj + c0[j]
+    step_r, step_c = dr[i] * w_obj, dc[j]
+    wr1, wc1 = fr[i], fc[j]
+    wr0, wc0 = 1 - wr1, 1 - wc1
+    total = int(size.sum())
+    data = np.bincount(slot, wr0 * wc0, minlength=total)
+    data += np.bincount(slot + step_c, wr0 * wc1, minlength=total)
+    slot += step_r
+    data += np.bincount(slot, wr1 * wc0, minlength=total)
+    data += np.bincount(slot + step_c, wr1 * wc1, minlength=total)
     slot_obj = np.repeat(np.arange(n), size)
-    a, b = np.divmod(np.arange(data.size) - offset[slot_obj], width[slot_obj])
-    ncols = int(new_shape[1])
-    columns = (top[slot_obj] + a) * ncols + left[slot_obj] + b
+    a, b = np.divmod(np.arange(total) - offset[slot_obj], width[slot_obj])
+    columns = (top[slot_obj] + a) * nx + left[slot_obj] + b
     indptr = np.concatenate([[0], np.cumsum(size)])
-    operator = sp.csr_matrix((data, columns, indptr), shape=(n, int(new_shape[0]) * ncols))
-    return operator, counts
+    return sp.csr_matrix((data, columns, indptr), shape=(n, ny * nx))
 
 
 @register_family("Granularity", columns=_columns, order=50,
@@ -242,17 +201,20 @@ def granularity(objects: Objects, images: Images, params: Mapping) -> dict[str, 
     new_shape = _subsampled_shape(shape, p["subsample_size"])
     if n == 0 or labels.max(initial=0) == 0 or (new_shape < 2).any():
         return out  # cp_measure: NaN where subsampling leaves fewer than 2 samples an axis
-    operator, counts = _restore_mean_operator(shape, new_shape, labels, objects)
+    flat = labels.ravel()
+    fg = np.flatnonzero(flat)
+    rows = objects.rows(flat[fg])
+    if (rows < 0).any():  # labels that are not rows are ignored
+        fg, rows = fg[rows >= 0], rows[rows >= 0]
+    counts = np.bincount(rows, minlength=n).astype(float)
     present = counts > 0
-    recs = _reconstructions(images, p)  # (C, K, y, x)
-    n_ch = recs.shape[0]
-    i, j = np.nonzero(labels)
-    rows = objects.rows(labels[i, j])
-    keep = rows >= 0
-    raw = images.pixels[:, i[keep], j[keep]]  # (C, pixels)
-    total = np.stack([np.bincount(rows[keep], weights=v, minlength=n) for v in raw], axis=1)
+    operator = _restore_mean_operator(new_shape, labels, fg, rows, objects)
+    recs = _reconstructions(images, p)  # (y*x, C*K)
+    n_ch = len(images.channels)
+    raw = images.pixels.reshape(n_ch, -1)[:, fg]  # (C, pixels)
+    total = np.stack([np.bincount(rows, weights=v, minlength=n) for v in raw], axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        means = (operator @ recs.reshape(n_ch * ng, -1).T) / counts[:, None]  # (n, C*K)
+        means = (operator @ recs) / counts[:, None]  # (n, C*K)
         means = means.reshape(n, n_ch, ng)
         for c, ch in enumerate(images.channels):
             start = total[:, c] / counts
