@@ -16,10 +16,17 @@ float32 Parquet table.
 ``--memory`` renders and segments a site of ``--size`` pixels (cells scaled with the area),
 saves it, and runs the features step alone on it (every family, float32 table written) in a
 fresh child process, as a features job would; it prints that process's peak resident memory
-(``ru_maxrss``), against the 2 GB target for a 2160x2160 site.
+(``VmHWM``), against the 2 GB target for a 2160x2160 site.
 """
 
 from __future__ import annotations
+
+import os
+
+# One BLAS thread, as in a 1-thread job: idle OpenBLAS workers spin, and process time would
+# count their spinning (a small matrix product then costs ~0.2 core-s more).
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 
 import argparse
 import copy
@@ -108,7 +115,7 @@ def cp_measure_calls():
     correlation, neighbors = defaults["Correlation"], defaults["Neighbors"]
 
     def area_shape(labels, image):
-        measureobjectsizeshape.get_sizeshape(labels, None)
+        measureobjectsizeshape.get_sizeshape(labels, None, new_features=False)
         measureobjectsizeshape.get_zernike(labels, None)
         measureobjectsizeshape.get_feret(labels, None)
 
@@ -184,6 +191,15 @@ def time_step(image, seg, folder: Path) -> tuple[float, float, int]:
     return measured, time.process_time() - start, table.shape[1]
 
 
+def _peak_mb() -> float:
+    """This process's peak resident memory (VmHWM; ru_maxrss would include the parent's peak,
+    which Linux carries across fork + exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def memory(site: Path) -> None:
     """Child process: the features step alone on a saved site, as a features job runs it;
     prints its peak resident memory."""
@@ -192,9 +208,9 @@ def memory(site: Path) -> None:
     saved = np.load(site)
     image = saved["image"]
     seg = SiteLabels(saved["nuclei"], saved["cells"], saved["cytoplasm"])
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = _peak_mb()
     measured, written, columns = time_step(image, seg, site.parent)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_mb()
     size = image.shape[1]
     print(f"{size}x{image.shape[2]} site, {len(image)} channels, {int(seg.nuclei.max())} cells, "
           f"{columns} columns: features {measured:.1f} core-s, write {written:.2f} core-s; "
