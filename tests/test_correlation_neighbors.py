@@ -184,3 +184,104 @@ def test_neighbors_defaults():
     assert FAMILIES["Neighbors"].columns(("DNA",), {})[0] == "NumberOfNeighbors_5"
     with pytest.raises(ValueError, match="method"):
         FAMILIES["Neighbors"].columns(("DNA",), {"method": "Touching"})
+
+
+@pytest.fixture(scope="module")
+def hard_scene():
+    """Anticorrelated and zero pixels, on the 16-bit grid (0) and in plain float64 (1)."""
+    rng = np.random.default_rng(3)
+    labels = np.zeros((120, 130), dtype=np.int32)
+    k = 0
+    for _ in range(22):
+        r, c = rng.uniform(8, 112), rng.uniform(8, 122)
+        rr, cc = disk((r, c), rng.uniform(3, 11), shape=labels.shape)
+        free = labels[rr, cc] == 0
+        if free.sum() > 3:
+            k += 1
+            labels[rr[free], cc[free]] = k
+    base = ndi.gaussian_filter(rng.random(labels.shape), 1.5)
+    noise = ndi.gaussian_filter(rng.random((3, *labels.shape)), (0, 1, 1))
+    pixels = np.stack([0.5 + 2.0 * (base - base.mean()) + 0.3 * noise[0],
+                       0.5 - 2.0 * (base - base.mean()) + 0.3 * noise[1],
+                       0.9 * noise[2] + 0.3])
+    pixels = np.clip(pixels, 0, 1)
+    pixels[:, rng.random(labels.shape) < 0.05] = 0  # zero in both channels
+    pixels[0, rng.random(labels.shape) < 0.05] = 0
+    grid = np.round(pixels * SCALE) / SCALE
+    return labels, np.arange(1, k + 1), (grid, pixels)
+
+
+@pytest.mark.parametrize("variant", [0, 1])
+def test_correlation_hard_cases_agree_with_cp_measure(hard_scene, variant):
+    labels, numbers, variants = hard_scene
+    pixels = variants[variant]
+    images = Images(pixels, CHANNELS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = correlation(Objects(labels, numbers), images, {})
+    for i, j in [(0, 1), (0, 2), (1, 2)]:
+        a, b = CHANNELS[i], CHANNELS[j]
+        ref = _oracle(pixels[i], pixels[j], labels)
+        for key, name in NAMES.items():
+            np.testing.assert_allclose(ours[name.format(a=a, b=b)], np.asarray(ref[key], float),
+                                       rtol=1e-4, atol=1e-9, equal_nan=True,
+                                       err_msg=f"{name} {a} {b}")
+    # Costes searches objects with a negative slope (DNA, ER), some successfully, and with a
+    # positive slope (DNA, RNA)
+    from plateflow.features.correlation_costes import _regression
+    from plateflow.features.correlation_pixels import ChannelPixels, PixelGroups, costes_key
+
+    g = PixelGroups(Objects(labels, numbers))
+    cx, cy, cz = (ChannelPixels(g, pixels[c], costes_key(pixels[c], SCALE), 0.15, variant == 0)
+                  for c in (0, 1, 2))
+    slope, _, ok = _regression(g, cx, cy, g.sum(cx.dx * cy.dx))
+    assert np.isfinite(ours["Costes_DNA_ER"][ok & (slope < 0)]).sum() >= 3
+    slope, _, ok = _regression(g, cx, cz, g.sum(cx.dx * cz.dx))
+    assert np.isfinite(ours["Costes_DNA_RNA"][ok & (slope > 0)]).sum() >= 3
+
+
+def test_correlation_without_packed_sort(scene, monkeypatch):
+    """Where (row, key, index) would not fit 64 bits, an argsort gives the same values."""
+    from plateflow.features.correlation_pixels import PixelGroups
+
+    objects, images = scene
+    expected = correlation(objects, images, {})
+    packing = PixelGroups.packing
+
+    def unpacked(self, key_bits):
+        base, shift = packing(self, key_bits)
+        return base >> np.uint64(shift), 0  # rows << key_bits, no index
+
+    monkeypatch.setattr(PixelGroups, "packing", unpacked)
+    ours = correlation(objects, images, {})
+    for name, value in expected.items():
+        np.testing.assert_allclose(ours[name], value, rtol=1e-12, equal_nan=True, err_msg=name)
+
+
+@pytest.mark.parametrize("method", ["Within", "Adjacent", "Expanded"])
+def test_neighbors_many_labels_path(crowd, method, monkeypatch):
+    """Above _MATRIX_LABELS labels, neighbour pairs are deduplicated by sorting: same values."""
+    import plateflow.features.neighbors as module
+
+    labels, numbers = crowd
+    objects = Objects(labels, numbers)
+    images = Images(np.zeros((1, *labels.shape)), ("DNA",))
+    expected = neighbors(objects, images, {"method": method})
+    monkeypatch.setattr(module, "_MATRIX_LABELS", 0)
+    ours = neighbors(objects, images, {"method": method})
+    for name, value in expected.items():
+        np.testing.assert_array_equal(ours[name], value, err_msg=name)
+    assert np.nanmax(ours[next(iter(ours))]) > 0
+
+
+def test_correlation_site_cache_is_shared_by_compartments(scene):
+    """The per-site Costes grid in images.cache serves every compartment unchanged."""
+    objects, images = scene
+    inner = Objects(ndi.binary_erosion(objects.labels > 0, iterations=2) * objects.labels,
+                    objects.numbers)
+    shared = Images(images.pixels, images.channels)
+    first, second = correlation(objects, shared, {}), correlation(inner, shared, {})
+    assert shared.cache
+    fresh = correlation(inner, Images(images.pixels, images.channels), {})
+    for name in first:
+        np.testing.assert_array_equal(second[name], fresh[name], err_msg=name)

@@ -21,10 +21,17 @@ Conventions are cp_measure's (the oracle), which differ from CellProfiler 4.0.6 
 RWC ranks and the Costes threshold are per object in cp_measure, across all objects' pixels
 (ranks) or the whole image (Costes) in CellProfiler 4.0.6. An object without pixels gets NaN;
 0/0 gives NaN; Pearson with a constant channel in the object is NaN (and Slope when the first
-is constant), where cp_measure returns rounding noise (often +-1) or NaN; an object with no pixel above both
-thresholds gets 0 for Overlap, K, Manders and RWC, as in cp_measure and CellProfiler; an
-undefined Costes search (fewer than three non-zero pixels, zero covariance, no non-negative
-background correlation) gives NaN.
+is constant), where cp_measure returns rounding noise (often +-1) or NaN; an object with no
+pixel above both thresholds gets 0 for Overlap, K, Manders and RWC, as in cp_measure and
+CellProfiler; an undefined Costes search (fewer than three non-zero pixels, zero covariance,
+no non-negative background correlation) gives NaN.
+
+How: the compartment's pixels are grouped by object once; per channel, the per-object sums,
+thresholds, dense ranks (one sort of (object, value)) and Costes grid positions are computed
+once (:mod:`~plateflow.features.correlation_pixels`), so that a pair costs its cross terms,
+with per-object sums as segment reductions; Costes is
+:mod:`~plateflow.features.correlation_costes` (one sort per pair, then a bisection of binary
+searches over all objects at once).
 """
 
 from __future__ import annotations
@@ -34,14 +41,20 @@ from itertools import combinations
 
 import numpy as np
 
+from plateflow.features.correlation_costes import costes
+from plateflow.features.correlation_pixels import (
+    ChannelPixels,
+    PixelGroups,
+    costes_key,
+    div,
+    segment_reduce,
+)
 from plateflow.features.registry import Images, Objects, register_family
 
 __all__ = ["CORRELATION_DEFAULTS", "correlation"]
 
 #: Options of ``features.Correlation`` (the schema holds the same defaults).
 CORRELATION_DEFAULTS = {"threshold": 15, "costes_scale": 65535, "slope": True}
-
-_EPS = np.finfo(np.float64).eps
 
 
 def _pair_columns(a: str, b: str, slope: bool) -> list[str]:
@@ -79,263 +92,83 @@ def correlation(objects: Objects, images: Images, params: Mapping) -> dict[str, 
     dict of str to (N,) float64 ndarray
     """
     params = {**CORRELATION_DEFAULTS, **params}
-    n = objects.n
-    out = {name: np.full(n, np.nan) for name in _columns(images.channels, params)}
-    flat = objects.labels.ravel()
-    pixels = np.flatnonzero(flat)
-    rows = objects.rows(flat[pixels]) if pixels.size else pixels
-    keep = rows >= 0
-    pixels, rows = pixels[keep], rows[keep]
-    if pixels.size == 0:
+    out = {name: np.full(objects.n, np.nan) for name in _columns(images.channels, params)}
+    g = PixelGroups(objects)
+    if g.size == 0:
         return out
-    order = np.argsort(rows, kind="stable")
-    pixels, rows = pixels[order], rows[order]
-    groups = _Groups(rows, n)
-    planes = {ch: images.pixels[c].ravel()[pixels].astype(np.float64)
-              for c, ch in enumerate(images.channels)}
-    ranks = {ch: _dense_rank(groups, plane) for ch, plane in planes.items()}
     thr = float(params["threshold"]) / 100.0
+    scale = int(params["costes_scale"])
+    # Per site: each pixel's Costes grid position, and whether a plane is exactly float32.
+    planes = images.cache.setdefault(("Correlation.planes", scale), {})
+    channels = {}
+    for c, ch in enumerate(images.channels):
+        if c not in planes:
+            plane = np.asarray(images.pixels[c], dtype=np.float64)
+            planes[c] = (costes_key(plane, scale),
+                         bool(np.array_equal(plane.astype(np.float32), plane)))
+        key, single = planes[c]
+        channels[ch] = ChannelPixels(g, images.pixels[c], key, thr, single)
     for a, b in combinations(images.channels, 2):
-        values = _pair(groups, planes[a], planes[b], (ranks[a], ranks[b]), thr,
-                       int(params["costes_scale"]))
+        values = _pair(g, channels[a], channels[b], scale)
         for name, value in zip(_pair_columns(a, b, True), values, strict=True):
             if name in out:
                 out[name] = value
     return out
 
 
-class _Groups:
-    """Pixels grouped by row (sorted): per-row sums and maxima."""
+def _above_both(g: PixelGroups, cx: ChannelPixels, cy: ChannelPixels):
+    """Per-row sums over the pixels above both thresholds: whether any, x, y, x², y², xy,
+    x d and y d (``d = |rank(x) - rank(y)|``)."""
+    both = np.logical_and(cx.above, cy.above, out=g.buffer("both", g.size, bool))
+    count = np.count_nonzero(both)
+    if count > 0.6 * g.size:  # mask the products
+        tmp, xb, yb, d = (g.buffer(f"f{i}", g.size) for i in range(4))
+        x, y = cx.x, cy.x
+        np.multiply(x, both, out=xb)
+        np.multiply(y, both, out=yb)
+        np.subtract(cx.rank, cy.rank, out=d)
+        np.abs(d, out=d)
+        sums = [g.max(both) > 0, g.sum(xb), g.sum(yb)]
+        for u, v in ((xb, x), (yb, y), (xb, y), (xb, d), (yb, d)):
+            sums.append(g.sum(np.multiply(u, v, out=tmp)))
+        return sums
+    # few pixels: take them out
+    pixels = np.flatnonzero(both)
+    first = np.searchsorted(pixels, g.starts)
+    n = np.searchsorted(pixels, g.ends) - first
+    x, y = cx.x[pixels], cy.x[pixels]
+    d = cx.rank[pixels]
+    d -= cy.rank[pixels]
+    np.abs(d, out=d)
 
-    def __init__(self, rows: np.ndarray, n: int) -> None:
-        self.rows, self.n = rows, n
-        self.count = np.bincount(rows, minlength=n).astype(np.float64)
-        self.present = self.count > 0
-        self.starts = (np.cumsum(self.count) - self.count).astype(np.int64)
+    def total(values):
+        return segment_reduce(np.add, values, first, n)
 
-    def sum(self, weights: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
-        # Groups are contiguous: reduceat is ~10x faster than bincount (weights are finite).
-        out = np.zeros(self.n)
-        if self.present.any():
-            values = weights if where is None else weights * where
-            out[self.present] = np.add.reduceat(values, self.starts[self.present])
-        return out
-
-    def max(self, values: np.ndarray) -> np.ndarray:
-        out = np.full(self.n, np.nan)
-        out[self.present] = np.maximum.reduceat(values, self.starts[self.present])
-        return out
+    return [n > 0, total(x), total(y), total(x * x), total(y * y), total(x * y),
+            total(x * d), total(y * d)]
 
 
-def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return num / den
-
-
-def _pair(g: _Groups, x: np.ndarray, y: np.ndarray, ranks: tuple[np.ndarray, np.ndarray],
-          thr: float, scale: int) -> list[np.ndarray]:
-    """The 12 measurements of one channel pair (with Slope), NaN for empty rows."""
-    rows, count = g.rows, g.count
-    mx, my = _div(g.sum(x), count), _div(g.sum(y), count)
-    dx, dy = x - mx[rows], y - my[rows]
-    sxx, syy, sxy = g.sum(dx * dx), g.sum(dy * dy), g.sum(dx * dy)
+def _pair(g: PixelGroups, cx: ChannelPixels, cy: ChannelPixels,
+          scale: int) -> list[np.ndarray]:
+    """The 11 measurements of one channel pair (with Slope), NaN for empty rows."""
+    sxy = g.sum(np.multiply(cx.dx, cy.dx, out=g.buffer("f0", g.size)))
     # A constant channel leaves only rounding noise in sxx/syy: NaN, not a noisy +-1.
-    flat_x, flat_y = g.max(x) + g.max(-x) == 0, g.max(y) + g.max(-y) == 0
-    corr = _div(sxy, np.sqrt(sxx * syy))
-    corr[flat_x | flat_y] = np.nan
-    slope = _div(sxy, sxx)
-    slope[flat_x] = np.nan
-    above_x = x >= thr * g.max(x)[rows]
-    above_y = y >= thr * g.max(y)[rows]
-    both = above_x & above_y
-    has_both = g.sum(np.ones_like(x), both) > 0
-    tot_x, tot_y = g.sum(x, above_x), g.sum(y, above_y)
-    xx, yy, xy = g.sum(x * x, both), g.sum(y * y, both), g.sum(x * y, both)
-    overlap = _div(xy, np.sqrt(xx * yy))
-    k1, k2 = _div(xy, xx), _div(xy, yy)
-    m1, m2 = _div(g.sum(x, both), tot_x), _div(g.sum(y, both), tot_y)
-    weight = _rank_weight(g, *ranks)
-    rwc1, rwc2 = _div(g.sum(x * weight, both), tot_x), _div(g.sum(y * weight, both), tot_y)
-    c1, c2 = _costes(g, x, y, scale)
+    corr = div(sxy, np.sqrt(cx.sxx * cy.sxx))
+    corr[cx.flat | cy.flat] = np.nan
+    slope = div(sxy, cx.sxx)
+    slope[cx.flat] = np.nan
+    has_both, sx, sy, xx, yy, xy, xd, yd = _above_both(g, cx, cy)
+    big_r = np.maximum(cx.top, cy.top) + 1.0
+    overlap = div(xy, np.sqrt(xx * yy))
+    k1, k2 = div(xy, xx), div(xy, yy)
+    m1, m2 = div(sx, cx.tot), div(sy, cy.tot)
+    # RWC: sum of x * (R - |rank difference|) / R over the pixels above both thresholds
+    rwc1 = div(div(big_r * sx - xd, big_r), cx.tot)
+    rwc2 = div(div(big_r * sy - yd, big_r), cy.tot)
     result = [corr, slope, overlap, k1, k2, m1, m2, rwc1, rwc2]
     for value in result[2:]:
         value[g.present & ~has_both] = 0.0
-    result += [c1, c2]
+    result += list(costes(g, cx, cy, sxy, corr, scale))
     for value in result:
         value[~g.present] = np.nan
     return result
-
-
-def _dense_rank(g: _Groups, values: np.ndarray) -> np.ndarray:
-    """0-based dense rank of each pixel's value within its row."""
-    by_value = np.argsort(values)  # then a stable (radix) sort by row: lexsort, faster
-    small = g.rows.astype(np.uint16 if g.n <= 65536 else np.int64)[by_value]
-    order = by_value[np.argsort(small, kind="stable")]
-    v, r = values[order], g.rows[order]
-    step = np.zeros(v.size, dtype=np.int64)
-    step[1:] = (v[1:] != v[:-1]) & (r[1:] == r[:-1])
-    cum = np.cumsum(step)
-    rank_sorted = cum - cum[g.starts[r]]
-    rank = np.empty_like(rank_sorted)
-    rank[order] = rank_sorted
-    return rank
-
-
-def _rank_weight(g: _Groups, r1: np.ndarray, r2: np.ndarray) -> np.ndarray:
-    top = np.zeros(g.n, dtype=np.int64)
-    top[g.present] = np.maximum.reduceat(np.maximum(r1, r2), g.starts[g.present])
-    big_r = (top + 1).astype(np.float64)[g.rows]
-    return (big_r - np.abs(r1 - r2)) / big_r
-
-
-def _pearson(n, sx, sy, sxx, syy, sxy, constant) -> np.ndarray:
-    """Pearson r from (centred) sums; NaN below 3 pixels or for a constant channel."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cxx, cyy, cxy = sxx - sx * sx / n, syy - sy * sy / n, sxy - sx * sy / n
-        r = np.clip(cxy / np.sqrt(cxx * cyy), -1.0, 1.0)
-    r[(n < 3) | constant | ~(cxx > 0) | ~(cyy > 0)] = np.nan
-    return r
-
-
-class _Masked:
-    """Background correlation by masking the pixels of each row (any sign of the slope)."""
-
-    def __init__(self, g: _Groups, x: np.ndarray, y: np.ndarray, a, b, rows_used) -> None:
-        use = rows_used[g.rows]
-        self.rows, self.n = g.rows[use], g.n
-        mean_x, mean_y = g.max(x), g.max(y)  # any per-row shift works: centre near the data
-        self.x, self.y = x[use], y[use]
-        self.dx, self.dy = self.x - mean_x[self.rows], self.y - mean_y[self.rows]
-        self.a, self.b = a, b
-
-    def __call__(self, thr_x: np.ndarray, active: np.ndarray) -> np.ndarray:
-        r, x, y, dx, dy = self.rows, self.x, self.y, self.dx, self.dy
-        with np.errstate(invalid="ignore", over="ignore"):
-            thr_y = self.a * thr_x + self.b
-        sel = active[r] & ((x < thr_x[r]) | (y < thr_y[r]))
-        rs = r[sel]
-
-        def total(w):
-            return np.bincount(rs, weights=w[sel], minlength=self.n)
-
-        count = np.bincount(rs, minlength=self.n).astype(np.float64)
-        xs, ys = x[sel], y[sel]
-        lo_x, hi_x, lo_y, hi_y = (np.full(self.n, v) for v in (np.inf, -np.inf, np.inf, -np.inf))
-        np.minimum.at(lo_x, rs, xs)
-        np.maximum.at(hi_x, rs, xs)
-        np.minimum.at(lo_y, rs, ys)
-        np.maximum.at(hi_y, rs, ys)
-        return _pearson(count, total(dx), total(dy), total(dx * dx), total(dy * dy),
-                        total(dx * dy), (hi_x <= lo_x) | (hi_y <= lo_y))
-
-
-class _Prefix:
-    """Background correlation for a positive slope, from prefix sums.
-
-    With ``a > 0`` a pixel is in the background set ``x < t or y < a t + b`` exactly when
-    ``t > e = min(x, (y - b) / a)``: sorting each row's pixels by ``e`` makes every candidate's
-    set a prefix, so each bisection step is a search plus a lookup in cumulative sums.
-    """
-
-    def __init__(self, g: _Groups, x: np.ndarray, y: np.ndarray, a, b, rows_used) -> None:
-        use = rows_used[g.rows]
-        rows, x, y = g.rows[use], x[use], y[use]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            e = np.minimum(x, (y - b[rows]) / a[rows])
-        key = 4.0 * rows + np.clip(e, -0.5, 1.5)  # thresholds lie in [0, 1 + 1/scale]
-        order = np.argsort(key, kind="stable")
-        self.key, rows, x, y = key[order], rows[order], x[order], y[order]
-        self.n = g.n
-        count = np.bincount(rows, minlength=g.n)
-        self.start = np.cumsum(count) - count
-        mean_x = _div(np.bincount(rows, x, g.n), count)
-        mean_y = _div(np.bincount(rows, y, g.n), count)
-        dx, dy = x - mean_x[rows], y - mean_y[rows]
-        differs_x = x != x[self.start[rows]]
-        differs_y = y != y[self.start[rows]]
-        self.cum = [np.concatenate([[0.0], np.cumsum(v, dtype=np.float64)]) for v in
-                    (dx, dy, dx * dx, dy * dy, dx * dy, differs_x, differs_y)]
-
-    def __call__(self, thr_x: np.ndarray, active: np.ndarray) -> np.ndarray:
-        rows = np.flatnonzero(active)
-        end = np.searchsorted(self.key, 4.0 * rows + thr_x[rows], side="left")
-        begin = self.start[rows]
-        sums = [c[end] - c[begin] for c in self.cum]
-        r = np.full(self.n, np.nan)
-        constant = (sums[5] == 0) | (sums[6] == 0)
-        r[rows] = _pearson((end - begin).astype(np.float64), *sums[:5], constant)
-        return r
-
-
-def _costes(g: _Groups, x: np.ndarray, y: np.ndarray, scale: int) -> tuple[np.ndarray, ...]:
-    """cp_measure's Costes ("Faster" bisection), for all rows at once."""
-    n, rows = g.n, g.rows
-    nz = (x > 0) | (y > 0)
-    cnt = g.sum(np.ones_like(x), nz)
-    mx, my = _div(g.sum(x, nz), cnt), _div(g.sum(y, nz), cnt)
-    dx, dy = x - mx[rows], y - my[rows]
-    xvar = _div(g.sum(dx * dx, nz), cnt - 1)
-    yvar = _div(g.sum(dy * dy, nz), cnt - 1)
-    dz = dx + dy
-    zvar = _div(g.sum(dz * dz, nz), cnt - 1)
-    covar = 0.5 * (zvar - (xvar + yvar))
-    a = _div((yvar - xvar) + np.sqrt((yvar - xvar) ** 2 + 4 * covar * covar), 2 * covar)
-    b = my - a * mx
-    # ptp of the non-zero pixels: per-row max - min.
-    big = np.where(nz, x, -np.inf), np.where(nz, y, -np.inf)
-    small = np.where(nz, x, np.inf), np.where(nz, y, np.inf)
-    ptp_x, ptp_y = g.max(big[0]) + g.max(-small[0]), g.max(big[1]) + g.max(-small[1])
-    ok = (g.count >= 3) & (cnt >= 3) & (ptp_x > 0) & (ptp_y > 0)
-    with np.errstate(invalid="ignore"):
-        ok &= np.abs(covar) > 8 * _EPS * np.maximum(xvar, yvar)
-    ok &= np.isfinite(a) & np.isfinite(b)
-    positive = ok & (a > 0)
-    prefix = _Prefix(g, x, y, a, b, positive)
-    masked = _Masked(g, x, y, a, b, ok & ~positive) if (ok & ~positive).any() else None
-
-    # Above an object's brightest first-channel pixel the background is the whole object.
-    max_x = g.max(x)
-    whole = _Masked(g, x, y, a, b, ok)(np.full(n, np.inf), ok)
-
-    def background_r(thr_x: np.ndarray, active: np.ndarray) -> np.ndarray:
-        above = active & (thr_x > max_x)
-        r = prefix(thr_x, active & positive & ~above)
-        r[above] = whole[above]
-        if masked is not None:
-            other = active & ~positive & ~above
-            if other.any():
-                r[other] = masked(thr_x, other)[other]
-        return r
-
-    left = np.ones(n)
-    right = np.full(n, float(scale))
-    mid = np.floor_divide(right - left, 6 / 5) + left
-    lastmid = np.zeros(n)
-    valid = np.full(n, np.nan)
-    active = ok.copy()
-    for _ in range(256):
-        if not active.any():
-            break
-        r = background_r(mid / scale, active)
-        low = active & ~(r >= 0)  # NaN or negative: move up
-        high = active & (r >= 0)
-        left[low] = mid[low] - 1
-        right[high] = mid[high] + 1
-        valid[high] = mid[high]
-        lastmid[active] = mid[active]
-        divisor = np.where(right - left > 6, 6 / 5, 2.0)
-        mid[active] = (np.floor_divide(right - left, divisor) + left)[active]
-        active &= lastmid != mid
-    ok &= ~active & np.isfinite(valid)
-    thr_x = (valid - 1) / scale
-    thr_y = a * thr_x + b
-    ok &= np.isfinite(background_r(thr_x, ok))
-    ax, ay = x > thr_x[rows], y > thr_y[rows]
-    tot_x = g.sum(x, ok[rows] & (x >= thr_x[rows]))
-    tot_y = g.sum(y, ok[rows] & (y >= thr_y[rows]))
-    ok &= (tot_x > 0) & (tot_y > 0)
-    both = ok[rows] & ax & ay
-    c1, c2 = _div(g.sum(x, both), tot_x), _div(g.sum(y, both), tot_y)
-    c1[~ok] = np.nan
-    c2[~ok] = np.nan
-    return c1, c2

@@ -47,6 +47,8 @@ NEIGHBORS_FEATURES = (
     "AngleBetweenNeighbors",
 )
 _METHODS = ("Within", "Adjacent", "Expanded")
+#: Up to this many labels, neighbour pairs are marked in a (labels x labels) boolean matrix.
+_MATRIX_LABELS = 4096
 
 
 def _scale(params: Mapping) -> str:
@@ -84,6 +86,58 @@ def _outline(labels: np.ndarray) -> np.ndarray:
     return different & (labels > 0)
 
 
+def _touching(labels: np.ndarray, size: int, distance: int):
+    """Per label: neighbours within ``distance``, outline pixels, and outline pixels within
+    ``distance + 0.5`` of another label (CellProfiler's PercentTouching numerator).
+
+    Two labels are within a distance exactly when two of their outline pixels are (from an
+    interior pixel, a step towards the other object stays inside and gets closer), and the
+    relation is symmetric: each offset and its opposite are one search, from the outline
+    pixels to the outline pixels at that offset, marking both ends. (CellProfiler's search
+    window, the object's bounding box grown by the distance, holds every offset of the disk.)
+    """
+    outline = _outline(labels)
+    pad = distance + 1
+    h, w = labels.shape
+    stride = w + 2 * pad
+    target = np.zeros((h + 2 * pad, stride), dtype=np.int64 if size > 2**31 - 1 else np.int32)
+    target[pad:pad + h, pad:pad + w] = np.where(outline, labels, 0)
+    target = target.ravel()
+    flat = np.flatnonzero(target)  # outline pixels, in the padded image
+    own = target[flat]
+    index = np.full(target.size, -1, dtype=np.int32 if flat.size < 2**31 else np.int64)
+    index[flat] = np.arange(flat.size)
+    touched = np.zeros(flat.size, bool)
+    pairs = np.zeros((size, size), bool) if size <= _MATRIX_LABELS else None
+    codes = []
+    for dy, dx in _disk_offsets(distance + 0.5):
+        if dy < 0 or (dy == 0 and dx < 0):
+            continue  # the opposite offset finds the same pairs
+        at = flat + (dy * stride + dx)
+        value = target[at]
+        hit = np.flatnonzero((value != own) & (value != 0))
+        if hit.size == 0:
+            continue
+        touched[hit] = True
+        touched[index[at[hit]]] = True
+        if dy * dy + dx * dx <= distance * distance:
+            a, b = own[hit], value[hit]
+            if pairs is not None:
+                pairs[a, b] = True
+            else:
+                codes.append(np.unique(a.astype(np.int64) * size + b))
+    if pairs is None:
+        pairs = np.zeros(0, np.int64) if not codes else np.unique(np.concatenate(codes))
+        first, second = pairs // size, pairs % size
+        both = np.unique(np.concatenate([first * size + second, second * size + first]))
+        count = np.bincount(both // size, minlength=size).astype(np.float64)
+    else:
+        count = (pairs | pairs.T).sum(1).astype(np.float64)
+    perimeter = np.bincount(own, minlength=size)
+    overlap = np.bincount(own[touched], minlength=size)
+    return count, perimeter, overlap
+
+
 @register_family("Neighbors", columns=_columns, order=80,
                  defaults=NEIGHBORS_DEFAULTS, enabled=False)
 def neighbors(objects: Objects, images: Images, params: Mapping) -> dict[str, np.ndarray]:
@@ -114,53 +168,24 @@ def neighbors(objects: Objects, images: Images, params: Mapping) -> dict[str, np
         _, (ii, jj) = ndi.distance_transform_edt(labels == 0, return_indices=True)
         labels = labels[ii, jj]
     distance = int(params["distance"]) if params["method"] == "Within" else 1
-    present_labels = np.unique(labels)
-    present_labels = present_labels[present_labels > 0]
+    w = labels.shape[1]
+    flat_labels = labels.ravel()
+    pixels = np.flatnonzero(flat_labels)
+    own_pixels = flat_labels[pixels]
+    size = int(own_pixels.max()) + 1
+    area = np.bincount(own_pixels, minlength=size)
+    present_labels = np.flatnonzero(area)
     rows = objects.rows(present_labels)
     on_row = rows >= 0
     has = np.zeros(n, bool)
     has[rows[on_row]] = True
 
-    # Neighbour pairs (a, b): a pixel of b at an offset inside the disk from a pixel of a. It
-    # suffices to start from a's outline pixels: from an interior pixel, a diagonal step
-    # towards b's pixel stays in a and shortens the offset.
-    size = int(labels.max()) + 1
-    h, w = labels.shape
-    outline = _outline(labels)
-    oy, ox = np.nonzero(outline)
-    own = labels[oy, ox]
-    slices = ndi.find_objects(labels)
-    lo_y = np.array([s[0].start if s else 0 for s in slices]) - distance
-    hi_y = np.array([s[0].stop if s else 0 for s in slices]) + distance
-    lo_x = np.array([s[1].start if s else 0 for s in slices]) - distance
-    hi_x = np.array([s[1].stop if s else 0 for s in slices]) + distance
-    lo_y, hi_y = np.maximum(lo_y, 0)[own - 1], np.minimum(hi_y, h)[own - 1]
-    lo_x, hi_x = np.maximum(lo_x, 0)[own - 1], np.minimum(hi_x, w)[own - 1]
-    pad = int(distance) + 1
-    padded = np.pad(labels, pad).ravel()  # 0 outside the image
-    stride = w + 2 * pad
-    flat = (oy + pad) * stride + ox + pad
-    codes = []
-    touched = np.zeros(oy.size, bool)
-    for dy, dx in _disk_offsets(distance + 0.5):
-        value = padded[flat + (dy * stride + dx)]
-        other = (value > 0) & (value != own)
-        if dy * dy + dx * dx <= distance * distance:
-            codes.append(own[other].astype(np.int64) * size + value[other])
-            touched |= other
-        else:  # CellProfiler searches only the bounding box grown by the distance
-            ty, tx = oy + dy, ox + dx
-            touched |= other & (ty >= lo_y) & (ty < hi_y) & (tx >= lo_x) & (tx < hi_x)
-    pairs = np.unique(np.concatenate(codes)) if codes else np.zeros(0, np.int64)
-    first, second = pairs // size, pairs % size
-    both = np.unique(np.concatenate([first * size + second, second * size + first]))
-    count = np.bincount(both // size, minlength=size).astype(np.float64)
-    perimeter = np.bincount(own, minlength=size)
-    overlap = np.bincount(own[touched], minlength=size)
+    count, perimeter, overlap = _touching(labels, size, distance)
 
-    # Closest object centres (all objects of the label image).
-    centres = np.array(ndi.center_of_mass(np.ones(labels.shape), labels, present_labels))
-    centres = centres.reshape(-1, 2)
+    # Closest object centres (all objects of the label image): mean pixel coordinates.
+    y, x = np.divmod(pixels, w)
+    centres = np.stack([np.bincount(own_pixels, y, size), np.bincount(own_pixels, x, size)], 1)
+    centres = centres[present_labels] / area[present_labels, None]
     k = min(3, present_labels.size)
     dist, idx = cKDTree(centres).query(centres, k=k)
     dist, idx = dist.reshape(-1, k), idx.reshape(-1, k)
