@@ -1,7 +1,7 @@
 """Core-seconds of each per-site step for one 1080x1080, 5-channel site.
 
-Runs the same stage functions the Snakemake rules call (each stage's ``run.py``), on a synthetic site
-(the example generator at 1080 px, its 3 channels plus 2 derived ones), and on the real
+Runs the same stage functions the Snakemake rules call (each stage's ``run.py``), on a crowded
+synthetic site (``bench_features.crowded_site``: about 1,000 cells, 5 channels), and on the real
 5-channel Cell Painting field of ../shared/data when PLATEFLOW_REAL_DATA is set. Prints CPU time
 (user + system, all threads: core-seconds) and wall time per step, plus the fixed cost of
 starting a Python process that imports the package (paid once per Snakemake job).
@@ -12,6 +12,10 @@ starting a Python process that imports the package (paid once per Snakemake job)
 from __future__ import annotations
 
 import os
+
+# One BLAS thread, as in a 1-thread job (idle OpenBLAS workers spin, and process time counts it).
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 import subprocess
 import sys
 import tempfile
@@ -25,9 +29,6 @@ from plateflow.features.run import extract_features
 from plateflow.illumination.run import correct_illumination, estimate_plate_illumination
 from plateflow.qc.run import collect_plate_qc, measure_qc
 from plateflow.segmentation.run import segment
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from helpers.synthetic import make_example_plate
 
 CHANNELS = ["DNA", "ER", "RNA", "AGP", "Mito"]
 QC = {"min_focus_score": 2.3}
@@ -50,15 +51,15 @@ def _defaults():
 
 
 def synthetic_site(folder: Path) -> dict[str, str]:
-    make_example_plate(folder / "gen", plate="BENCH", size=1080, sites_per_well=3)
-    images = folder / "gen" / "images"
-    dna, er, mito = (tifffile.imread(images / f"BENCH_B02_s1_w{c}.tif") for c in (1, 2, 3))
-    rna = np.clip(0.6 * er.astype(np.float64) + 0.4 * dna, 0, 65535).astype(np.uint16)
-    agp = np.roll(er, 7, axis=1)
+    """A crowded 1080x1080 5-channel site (about 1,000 cells, bench_features's renderer) as
+    16-bit TIFFs, one per channel."""
+    from bench_features import crowded_site
+
+    image, _ = crowded_site(1080)
     files = {}
-    for name, plane in zip(CHANNELS, (dna, er, rna, agp, mito)):
+    for name, plane in zip(CHANNELS, image):
         files[name] = str(folder / f"site_{name}.tif")
-        tifffile.imwrite(files[name], plane)
+        tifffile.imwrite(files[name], np.round(plane * 60000 + 500).astype(np.uint16))
     return files
 
 

@@ -82,10 +82,11 @@ def main(argv: list[str] | None = None) -> int:
             summary = table.assign(family=family, good=good).groupby("family").agg(
                 features=("feature", "size"), meeting=("good", "sum"),
                 min_r=("pearson_r", "min"), worst_median=("median_rel_diff", "max"))
-            print(summary.to_markdown(floatfmt=".4f"))
+            summary = summary.astype({"features": int, "meeting": int})
+            print(summary.to_markdown(floatfmt=("", "", "", ".4f", ".4f")))
             if not args.summary:
                 print()
-                print(table.to_markdown(index=False, floatfmt=".4g"))
+                print(table.to_markdown(index=False, floatfmt=("", "", ".4g", ".4g", ".4g", "")))
     return 0
 
 

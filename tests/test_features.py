@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -23,10 +21,13 @@ from plateflow.features import (
     registry,
 )
 from plateflow.features.intensity import INTENSITY_FEATURES
+from plateflow.features.registry import enabled_families
 from plateflow.features.run import extract_features
 from plateflow.features.shape import SHAPE_FEATURES
 
 CHANNELS = ["DNA", "Mito"]
+#: The families the hand-checked tests below look at.
+BASIC = ("AreaShape", "Location", "Intensity")
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -65,8 +66,14 @@ def test_columns_and_dtypes(scene):
     columns = feature_columns(CHANNELS)
     assert list(df.columns) == columns
     assert len(columns) == len(set(columns))
-    # Location: Center_X/Y/Z + CenterMassIntensity_X/Y/Z and MaxIntensity_X/Y/Z per channel
-    assert len(columns) == 1 + 3 * (len(SHAPE_FEATURES) + 3 + 6 * 2 + len(INTENSITY_FEATURES) * 2)
+    # every family is on by default; AreaShape, Location (Center_X/Y/Z, then
+    # CenterMassIntensity_X/Y/Z and MaxIntensity_X/Y/Z per channel) and Intensity first
+    basic = feature_columns(CHANNELS, params={n: {"enabled": n in BASIC} for n in FAMILIES})
+    assert len(basic) == 1 + 3 * (len(SHAPE_FEATURES) + 3 + 6 * 2 + len(INTENSITY_FEATURES) * 2)
+    per_compartment = sum(len(f.columns(CHANNELS, section)) for f, section in
+                          enabled_families(None))
+    assert len(columns) == 1 + 3 * per_compartment
+    assert {c.split("_")[1] for c in columns[1:]} == set(FAMILIES)
     for name in (
         "ObjectNumber",
         "Nuclei_AreaShape_Area",
@@ -226,7 +233,10 @@ def test_intensity_statistics_match_per_object_reference():
 def test_empty_cytoplasm_gives_nan_and_keeps_row(scene):
     image, seg = scene
     seg = _seg(seg.nuclei)  # cells == nuclei -> no cytoplasm at all
-    df = measure_objects(image, CHANNELS, seg)
+    # (the other families' undefined values, e.g. a second-closest neighbour of 2 objects,
+    # are their own tests' business)
+    df = measure_objects(image, CHANNELS, seg,
+                         params={n: {"enabled": n in BASIC} for n in FAMILIES})
     assert len(df) == 2
     cyto = [c for c in df.columns if c.startswith("Cytoplasm_")]
     assert df[cyto].isna().all().all()
@@ -295,9 +305,10 @@ def test_default_params_equal_the_schema_defaults():
     defaults = {name: {k: v["default"] for k, v in spec["properties"].items()}
                 for name, spec in section["properties"].items()}
     assert defaults == DEFAULT_PARAMS
-    # the issue-10 families are off until the whole set meets its speed target
-    assert {name for name, d in DEFAULT_PARAMS.items() if d["enabled"]} == {
-        "AreaShape", "Intensity", "Location"}
+    # the defaults compute every family (issue 10)
+    assert all(d["enabled"] for d in DEFAULT_PARAMS.values())
+    assert set(DEFAULT_PARAMS) == {"AreaShape", "Location", "Intensity", "Texture", "Granularity",
+                                   "RadialDistribution", "Correlation", "Neighbors"}
     for spec in section["properties"].values():
         assert spec["additionalProperties"] is False
 
@@ -426,89 +437,7 @@ def test_batch_job_joins_the_segmentation_columns_by_object_number(scene, tmp_pa
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def real_data() -> Path:
-    real = os.environ.get("PLATEFLOW_REAL_DATA")
-    if not real:
-        pytest.skip("PLATEFLOW_REAL_DATA is not set: real-data tests need ../shared/data")
-    return Path(real)
-
-
-@pytest.mark.realdata
-def test_features_match_cellprofiler_on_identical_nuclei(real_data):
-    """Segment ExampleHuman with CellProfiler's own final threshold; nuclei whose centroid and
-    area equal a CellProfiler nucleus have (almost surely) the same mask, so their features
-    must equal CellProfiler 4's Nuclei.csv."""
-    tifffile = pytest.importorskip("tifffile")
-    from plateflow.segmentation import DEFAULT_PARAMS, SiteImage, build_method
-
-    folder = real_data / "examplehuman-cellprofiler"
-    image = np.stack(
-        [tifffile.imread(folder / f"AS_09125_050116030001_D03f00d{i}.tif") / 255.0 for i in (0, 1)]
-    ).astype(np.float32)
-    channels = ["DNA", "PH3"]
-    cp = pd.read_csv(folder / "Nuclei.csv")
-    cp_threshold = float(pd.read_csv(folder / "Image.csv")["Threshold_FinalThreshold_Nuclei"][0])
-    params = copy.deepcopy(DEFAULT_PARAMS)
-    params["classical"].update(
-        threshold_correction=0.0,  # threshold = max(0, min_threshold) = CellProfiler's
-        min_threshold=cp_threshold,
-        declump="intensity",
-        exclude_border=True,
-        # CellProfiler's IdentifyPrimaryObjects settings of ExampleHuman.cppipe
-        subtract_background=False,
-        nucleus_diameter_min=8,
-        nucleus_diameter_max=80,
-        declump_min_distance=8 / 1.5,
-    )
-    seg = build_method(params).segment(SiteImage(image, channels))
-    df = measure_objects(image, channels, seg)
-
-    ours_xy = df[["Nuclei_Location_Center_X", "Nuclei_Location_Center_Y"]].to_numpy()
-    cp_xy = cp[["Location_Center_X", "Location_Center_Y"]].to_numpy()
-    dist = np.linalg.norm(ours_xy[:, None, :] - cp_xy[None, :, :], axis=2)
-    nearest = dist.argmin(axis=1)
-    same = (dist.min(axis=1) < 1e-6) & (
-        df["Nuclei_AreaShape_Area"].to_numpy() == cp["AreaShape_Area"].to_numpy()[nearest]
-    )
-    assert same.sum() >= 150, same.sum()  # measured: 203 of 274
-    ours = df[same].reset_index(drop=True)
-    theirs = cp.iloc[nearest[same]].reset_index(drop=True)
-
-    exact_shape = [
-        "Area", "Perimeter", "FormFactor", "Compactness", "Eccentricity", "Extent",
-        "MajorAxisLength", "MinorAxisLength", "EquivalentDiameter", "EulerNumber",
-        "BoundingBoxArea",
-    ]  # fmt: skip
-    for feature in exact_shape:
-        np.testing.assert_allclose(
-            ours[f"Nuclei_AreaShape_{feature}"],
-            theirs[f"AreaShape_{feature}"],
-            rtol=1e-9,
-            err_msg=feature,
-        )
-    for feature in INTENSITY_FEATURES:
-        for ch in channels:
-            np.testing.assert_allclose(
-                ours[f"Nuclei_Intensity_{feature}_{ch}"],
-                theirs[f"Intensity_{feature}_{ch}"],
-                rtol=1e-9,
-                atol=1e-12,
-                err_msg=f"{feature}_{ch}",
-            )
-    # CellProfiler 4 exported Orientation in radians; ours is the same angle in degrees.
-    # (At exactly +-45 degrees the sign is ambiguous between skimage versions.)
-    orientation = ours["Nuclei_AreaShape_Orientation"].to_numpy()
-    unambiguous = ~np.isclose(np.abs(orientation), 45)
-    np.testing.assert_allclose(
-        orientation[unambiguous],
-        np.degrees(theirs["AreaShape_Orientation"].to_numpy()[unambiguous]),
-        atol=1e-9,
-    )
-    # Solidity: newer skimage rasterises the convex hull with pixel corners, so ours is a
-    # little lower (measured ratio median 0.98, range 0.94-1.0).
-    ratio = ours["Nuclei_AreaShape_Solidity"] / theirs["AreaShape_Solidity"]
-    assert ratio.between(0.9, 1.0 + 1e-9).all() and 0.95 < ratio.median() <= 1.0
+# Parity with CellProfiler's own tables (ExampleHuman): tests/test_parity.py
 
 
 def test_every_family_enabled_runs_on_a_site(scene):

@@ -67,7 +67,7 @@ def test_columns_are_cellprofiler_names():
     assert "Cells_Texture_Contrast_AGP_3_03_256" in full
     assert "Cytoplasm_Texture_InfoMeas2_DNA_3_02_256" in full
     assert FAMILIES["Texture"].defaults == {"scales": [3], "gray_levels": 256}
-    assert not any("_Texture_" in c for c in feature_columns(["DNA"]))  # off by default
+    assert "Nuclei_Texture_Contrast_DNA_3_00_256" in feature_columns(["DNA"])  # on by default
 
 
 def test_objects_without_pixels_are_nan(scene):

@@ -72,7 +72,7 @@ def _columns(channels: Sequence[str], params: Mapping) -> list[str]:
 
 
 @register_family("Correlation", columns=_columns, order=70,
-                 defaults=CORRELATION_DEFAULTS, enabled=False)
+                 defaults=CORRELATION_DEFAULTS)
 def correlation(objects: Objects, images: Images, params: Mapping) -> dict[str, np.ndarray]:
     """Colocalization of every channel pair within each object of one compartment.
 

@@ -175,7 +175,7 @@ def _restore_mean_operator(new_shape, labels: np.ndarray, fg: np.ndarray, obj: n
 
 
 @register_family("Granularity", columns=_columns, order=50,
-                 defaults=GRANULARITY_DEFAULTS, enabled=False)
+                 defaults=GRANULARITY_DEFAULTS)
 def granularity(objects: Objects, images: Images, params: Mapping) -> dict[str, np.ndarray]:
     """Granular spectrum of each object of one compartment, per channel.
 

@@ -139,7 +139,7 @@ def _touching(labels: np.ndarray, size: int, distance: int):
 
 
 @register_family("Neighbors", columns=_columns, order=80,
-                 defaults=NEIGHBORS_DEFAULTS, enabled=False)
+                 defaults=NEIGHBORS_DEFAULTS)
 def neighbors(objects: Objects, images: Images, params: Mapping) -> dict[str, np.ndarray]:
     """Neighbour counts, touching percentage and closest objects of one compartment.
 

@@ -100,7 +100,7 @@ def parity_table(ours: pd.DataFrame, reference: pd.DataFrame, compartment: str,
     DataFrame
         One row per feature: ``feature`` (CellProfiler's name), ``n`` (pairs with both values
         finite), ``pearson_r`` (NaN when either side is constant), ``median_rel_diff``,
-        ``max_rel_diff``, ``identical`` (every pair equal to 1e-9 relative).
+        ``max_rel_diff``, ``identical`` (every pair equal to 1e-9 relative or 1e-12 absolute).
     """
     mine, theirs = pairs
     rows = []
@@ -121,7 +121,9 @@ def parity_table(ours: pd.DataFrame, reference: pd.DataFrame, compartment: str,
             "pearson_r": r,
             "median_rel_diff": float(np.median(rel)) if rel.size else np.nan,
             "max_rel_diff": float(rel.max()) if rel.size else np.nan,
-            "identical": bool(rel.size) and bool((rel <= 1e-9).all()),
+            # equal to 1e-9 relative, or both rounding noise around a true 0 (odd Zernike
+            # moments of symmetric objects)
+            "identical": bool(rel.size) and bool(((rel <= 1e-9) | (np.abs(a - b) <= 1e-12)).all()),
         })
     return pd.DataFrame(rows, columns=["feature", "n", "pearson_r", "median_rel_diff",
                                        "max_rel_diff", "identical"])

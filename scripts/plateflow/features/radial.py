@@ -116,7 +116,7 @@ def _geometry(lab: np.ndarray, n: int, p: Mapping, pixels=None, obj=None):
 
 
 @register_family("RadialDistribution", columns=_columns, order=60,
-                 defaults=RADIAL_DEFAULTS, enabled=False)
+                 defaults=RADIAL_DEFAULTS)
 def radial_distribution(objects: Objects, images: Images,
                         params: Mapping) -> dict[str, np.ndarray]:
     """Radial intensity distribution of each object of one compartment, per channel.

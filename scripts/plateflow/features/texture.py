@@ -92,7 +92,7 @@ def _columns(channels: Sequence[str], params: Mapping) -> list[str]:
 
 
 @register_family("Texture", columns=_columns, order=40,
-                 defaults=TEXTURE_DEFAULTS, enabled=False)
+                 defaults=TEXTURE_DEFAULTS)
 def texture(objects: Objects, images: Images, params: Mapping) -> dict[str, np.ndarray]:
     """Haralick features of each object of one compartment, per channel, scale and direction.
 
