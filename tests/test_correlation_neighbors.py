@@ -114,18 +114,26 @@ def test_correlation_without_objects():
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def crowd():
-    rng = np.random.default_rng(11)
-    labels = np.zeros((160, 160), dtype=np.int32)
+def _disks(rng, shape, count, low, high, radius, *, min_pixels):
+    """Up to ``count`` random disks (centre uniform in [low, high) per axis, radius uniform in
+    ``radius``), each keeping only the pixels no earlier disk took, and kept when at least
+    ``min_pixels`` are left. Returns the labels 1..k and k."""
+    labels = np.zeros(shape, dtype=np.int32)
     k = 0
-    for _ in range(40):
-        r, c = rng.uniform(0, 160, 2)
-        rr, cc = disk((r, c), rng.uniform(3, 10), shape=labels.shape)
+    for _ in range(count):
+        r, c = rng.uniform(low, high)
+        rr, cc = disk((r, c), rng.uniform(*radius), shape=shape)
         free = labels[rr, cc] == 0
-        if free.sum() > 5:
+        if free.sum() >= min_pixels:
             k += 1
             labels[rr[free], cc[free]] = k
+    return labels, k
+
+
+@pytest.fixture(scope="module")
+def crowd():
+    labels, k = _disks(np.random.default_rng(11), (160, 160), 40, (0, 0), (160, 160), (3, 10),
+                       min_pixels=6)
     return labels, np.arange(1, k + 1)
 
 
@@ -190,15 +198,7 @@ def test_neighbors_defaults():
 def hard_scene():
     """Anticorrelated and zero pixels, on the 16-bit grid (0) and in plain float64 (1)."""
     rng = np.random.default_rng(3)
-    labels = np.zeros((120, 130), dtype=np.int32)
-    k = 0
-    for _ in range(22):
-        r, c = rng.uniform(8, 112), rng.uniform(8, 122)
-        rr, cc = disk((r, c), rng.uniform(3, 11), shape=labels.shape)
-        free = labels[rr, cc] == 0
-        if free.sum() > 3:
-            k += 1
-            labels[rr[free], cc[free]] = k
+    labels, k = _disks(rng, (120, 130), 22, (8, 8), (112, 122), (3, 11), min_pixels=4)
     base = ndi.gaussian_filter(rng.random(labels.shape), 1.5)
     noise = ndi.gaussian_filter(rng.random((3, *labels.shape)), (0, 1, 1))
     pixels = np.stack([0.5 + 2.0 * (base - base.mean()) + 0.3 * noise[0],
